@@ -1,0 +1,140 @@
+"""Time-domain engine: running-covariance PCA whitening + online kurtosis ICA.
+
+Exact for instantaneous mixtures (sources reaching the mics with different
+gains), zero algorithmic latency. The maths is in DESIGN §2 and the kernels
+(:mod:`rtsep.kernels.td`); this object owns the state and parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..config import TdParams, params_from
+from ..kernels.moments import quartic_index_table
+from ..kernels.td import td_process
+
+
+def make_workspace(m: int, q: int) -> tuple:
+    """Scratch arrays for :func:`rtsep.kernels.td.td_update` (M mics, Q sources)."""
+    f = np.zeros
+    return (f((m, m)), f((q, m)), f(m), f((m, m)), f((m, m)), f((q, q)), f((q, q)), f((q, q)),
+            f((q, m)), f((q, m)), f((m, m, m, m)), f((q, q, q, q)), f((q, m, m, m)),
+            f((q, q, m, m)), f((q, q, q, m)), f((q, q)), f((m, q)), f(5))
+
+
+class TimeDomainEngine:
+    """Streaming separator for instantaneous mixtures (DESIGN §2).
+
+    Parameters
+    ----------
+    fs : float
+        Sample rate (Hz).
+    channels : int
+        Microphones M (2 to 8).
+    **params
+        Fields of :class:`rtsep.config.TdParams`.
+
+    Attributes
+    ----------
+    latency_samples : int
+        Always 0: each output sample is computed from the same input sample.
+    """
+
+    latency_samples = 0
+
+    def __init__(self, fs: float, channels: int = 2, **params: Any) -> None:
+        self.fs = float(fs)
+        self.channels = int(channels)
+        self.params: TdParams = params_from(TdParams, params, "td").validated(self.fs, self.channels)
+        p = self.params
+        m, q = self.channels, p.sources
+        self._idx4, self._full_map = quartic_index_table(m)
+        lam = math.exp(-1.0 / (p.memory_s * self.fs))
+        a_hp = math.exp(-2.0 * math.pi * p.highpass_hz / self.fs)
+        self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, p.label_margin], dtype=np.float64)
+        pinned = -1 if p.voice == "auto" else int(p.voice)
+        self._iprm = np.array([p.update_every, p.ref_mic, round(p.label_hold_s * self.fs),
+                               round(p.crossfade_s * self.fs), pinned, p.global_search_every],
+                              dtype=np.int64)
+        self._ws = make_workspace(m, q)
+        self._xf = np.zeros(m)
+        self._z_empty = np.zeros((0, q))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: moments, rotation, label and sample count start afresh."""
+        m, q = self.channels, self.params.sources
+        self.hp = np.zeros((m, 2))
+        self.cov = np.zeros((m, m))
+        self.m4 = np.zeros(self._idx4.shape[0])
+        self.v = np.eye(q, m)
+        self.rot = np.eye(q)
+        self.w = np.zeros((q, m))
+        ref = self.params.ref_mic
+        self.w[min(ref, q - 1), ref] = 1.0
+        # until the first update the voice is the reference mic itself:
+        # nothing is removed before anything is known
+        self.wv = np.zeros(m)
+        self.wv[ref] = 1.0
+        self.dv = np.zeros(m)
+        self.kurt = np.zeros(q)
+        start = 0 if self.params.voice == "auto" else int(self.params.voice)
+        self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
+        self.cnt = np.zeros(4, dtype=np.int64)
+
+    def process(self, x: np.ndarray, whitened: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Separate one block.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, M), float64, finite
+            Microphone samples.
+        whitened : ndarray, shape (n, Q), float64, optional
+            If given, filled with the whitened signals z (diagnostics).
+
+        Returns
+        -------
+        voice, background : ndarray, shape (n,), float64
+        """
+        n = x.shape[0]
+        voice = np.empty(n)
+        background = np.empty(n)
+        write_z = whitened is not None
+        z = whitened if write_z else self._z_empty
+        td_process(x, voice, background, z, write_z, self.hp, self.cov, self.m4, self._idx4,
+                   self._full_map, self.v, self.rot, self.w, self.wv, self.dv, self.kurt,
+                   self.lab, self.cnt, self._prm, self._iprm, self._xf, self._ws)
+        return voice, background
+
+    def warmup(self) -> None:
+        """Compile the kernels (both ``whitened`` variants) without touching the state."""
+        saved = self.state_arrays()
+        rng = np.random.default_rng(0)
+        k = self.params.update_every
+        x = rng.standard_normal((2 * k + 1, self.channels)) * 0.1
+        self.process(x)
+        self.process(x, whitened=np.empty((x.shape[0], self.params.sources)))
+        self.load_state_arrays(saved)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of every state array (enough to resume the stream exactly)."""
+        names = ("hp", "cov", "m4", "v", "rot", "w", "wv", "dv", "kurt", "lab", "cnt")
+        return {k: getattr(self, k).copy() for k in names}
+
+    def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
+        """Restore state saved by :meth:`state_arrays`."""
+        for k, val in state.items():
+            getattr(self, k)[...] = val
+
+    def info(self) -> dict[str, Any]:
+        """Voice output index, output kurtoses, update counters."""
+        return {
+            "voice": int(self.lab[0]),
+            "kurtosis": [float(k) for k in self.kurt],
+            "updates": int(self.cnt[1]),
+            "silent_updates": int(self.cnt[2]),
+            "samples_seen": int(self.cnt[0]),
+        }

@@ -1,0 +1,201 @@
+"""The time-domain engine's per-sample loop (DESIGN §2), fused into one kernel.
+
+Per sample: DC-removal high-pass → output with the current (interpolated)
+projection-back weights → running covariance and 4th moments. Every K
+samples of the *absolute* sample count: whitening by PCA → 4th cumulants of
+the demixed outputs → Jacobi/Newton rotation update → projection back to the
+reference mic → voice label. Everything the loop remembers is in the arrays
+passed in, so any cutting of the stream into blocks gives the same samples.
+
+State layout (owned by :class:`rtsep.engines.td.TimeDomainEngine`):
+
+- ``hp`` (M, 2): high-pass memory, previous input and output per mic;
+- ``cov`` (M, M): running covariance (upper triangle); ``m4`` (P,): running
+  distinct 4th moments;
+- ``v`` (Q, M) whitening, ``rot`` (Q, Q) rotation, ``w`` (Q, M) per-output
+  projection-back weights (output k = ``w[k] @ x``);
+- ``wv``, ``dv`` (M,): voice weights now and their per-sample increment;
+- ``kurt`` (Q,): excess kurtosis of each output; ``lab`` (4,): label state
+  (see :mod:`rtsep.kernels.labels`);
+- ``cnt`` (4,) int64: samples seen, updates, updates skipped for silence,
+  global angle searches.
+
+Parameters: ``prm`` float64 = (1−λ, high-pass coefficient, eps_rel, label
+margin); ``iprm`` int64 = (K, reference mic, hold samples, crossfade samples,
+pinned output or −1, global-search period in updates).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .ica import jacobi_sweep, mode_product4, orthonormalise_rows, subtract_gaussian_part
+from .labels import update_label
+from .moments import accumulate_moments, expand_quartic, forgetting_weight, symmetric_from_upper
+from .whitening import small_inverse, whitening_matrix
+
+#: Below this covariance trace (power ~ −1000 dBFS) the moments are reset to
+#: exact zeros: long digital silence would otherwise decay them into
+#: denormal numbers, which are ~100× slower to compute with.
+_UNDERFLOW_TRACE = 1e-100
+#: Below this trace there is too little signal to estimate anything: keep
+#: the previous separation (−200 dBFS).
+_SILENT_TRACE = 1e-20
+
+
+@njit(cache=True)
+def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            acc = 0.0
+            for k in range(a.shape[1]):
+                acc += a[i, k] * b[k, j]
+            out[i, j] = acc
+
+
+@njit(cache=True)
+def _sandwich(d: np.ndarray, c: np.ndarray, tmp: np.ndarray, out: np.ndarray) -> None:
+    """out = d @ c @ d.T (tmp has the shape of d)."""
+    _matmul(d, c, tmp)
+    q = d.shape[0]
+    m = d.shape[1]
+    for a in range(q):
+        for b in range(q):
+            acc = 0.0
+            for k in range(m):
+                acc += tmp[a, k] * d[b, k]
+            out[a, b] = acc
+
+
+@njit(cache=True)
+def td_update(cov: np.ndarray, m4: np.ndarray, full_map: np.ndarray, v: np.ndarray,
+              rot: np.ndarray, w: np.ndarray, wv: np.ndarray, dv: np.ndarray,
+              kurt: np.ndarray, lab: np.ndarray, cnt: np.ndarray, prm: np.ndarray,
+              iprm: np.ndarray, ws: tuple) -> None:
+    """Recompute whitening, rotation, projection-back weights and the voice label.
+
+    Called by :func:`td_process` every ``iprm[0]`` samples; the arguments are
+    the state arrays described in the module docstring, ``ws`` a tuple of
+    scratch arrays (see :func:`rtsep.engines.td.make_workspace`).
+    """
+    (cfull, v_new, evals, evecs, wmm, wqq, wqq2, wqq3, d, dtmp, m4full, cum, w1, w2, w3,
+     cy, a, coef) = ws
+    m = cov.shape[0]
+    q = v.shape[0]
+    k_upd = iprm[0]
+    ref = iprm[1]
+    symmetric_from_upper(cov, cfull)
+    tr = 0.0
+    for i in range(m):
+        tr += cfull[i, i]
+    if tr < _SILENT_TRACE:
+        if tr < _UNDERFLOW_TRACE:
+            cov[:, :] = 0.0
+            m4[:] = 0.0
+        cnt[2] += 1
+        for i in range(m):
+            dv[i] = 0.0
+        return
+    cnt[1] += 1
+    whitening_matrix(cfull, prm[2], v, v_new, evals, evecs, wmm, wqq, wqq2, wqq3)
+    v[:, :] = v_new
+    _matmul(rot, v, d)
+    expand_quartic(m4, full_map, m4full)
+    mode_product4(m4full, d, cum, w1, w2, w3)
+    _sandwich(d, cfull, dtmp, cy)
+    subtract_gaussian_part(cum, cy)
+    do_global = (cnt[1] % iprm[5]) == 1 or iprm[5] == 1
+    if do_global:
+        cnt[3] += 1
+    jacobi_sweep(cum, cy, rot, do_global, coef)
+    orthonormalise_rows(rot)
+    _matmul(rot, v, d)
+    _sandwich(d, cfull, dtmp, cy)
+    for k in range(q):
+        kurt[k] = cum[k, k, k, k] / (cy[k, k] * cy[k, k] + 1e-300)
+    # projection back: A = C Dᵀ (D C Dᵀ)⁻¹, the least-squares mixing estimate
+    # (= D⁻¹ when Q = M); output k is source k's image at the reference mic.
+    if small_inverse(cy, wqq, wqq2):
+        for i in range(m):
+            for j in range(q):
+                acc = 0.0
+                for k in range(m):
+                    acc += cfull[i, k] * d[j, k]
+                a[i, j] = acc
+        for k in range(q):
+            gain = 0.0
+            for j in range(q):
+                gain += a[ref, j] * wqq[j, k]
+            for i in range(m):
+                w[k, i] = gain * d[k, i]
+    update_label(kurt, lab, prm[3], iprm[2], k_upd, iprm[4])
+    xfade = iprm[3]
+    if xfade > 0:
+        alpha = min(1.0, (lab[3] + k_upd) / xfade)
+    else:
+        alpha = 1.0
+    if lab[3] < 1 << 40:
+        lab[3] += k_upd
+    for i in range(m):
+        target = (1.0 - alpha) * w[lab[1], i] + alpha * w[lab[0], i]
+        dv[i] = (target - wv[i]) / k_upd
+
+
+@njit(cache=True)
+def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.ndarray,
+               write_z: bool, hp: np.ndarray, cov: np.ndarray, m4: np.ndarray,
+               idx4: np.ndarray, full_map: np.ndarray, v: np.ndarray, rot: np.ndarray,
+               w: np.ndarray, wv: np.ndarray, dv: np.ndarray, kurt: np.ndarray,
+               lab: np.ndarray, cnt: np.ndarray, prm: np.ndarray, iprm: np.ndarray,
+               xf: np.ndarray, ws: tuple) -> None:
+    """Separate a block sample by sample, carrying all state across calls.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, M), float64
+        Finite microphone samples.
+    voice, background : ndarray, shape (n,), float64
+        Out: voice and background at the reference mic; their sum is the
+        DC-free reference mic, sample for sample.
+    z : ndarray, shape (n, Q) (or (0, Q) when not wanted)
+        Out: the whitened signals, if ``write_z``.
+    write_z : bool
+        Whether to fill ``z`` (diagnostics and tests).
+    hp … iprm
+        State and parameters, see the module docstring.
+    xf : ndarray, shape (M,)
+        Scratch for one DC-free sample.
+    ws : tuple
+        Scratch arrays for :func:`td_update`.
+    """
+    n = x.shape[0]
+    m = x.shape[1]
+    q = v.shape[0]
+    beta_min = prm[0]
+    a_hp = prm[1]
+    k_upd = iprm[0]
+    ref = iprm[1]
+    for t in range(n):
+        for i in range(m):
+            raw = x[t, i]
+            y = a_hp * (hp[i, 1] + raw - hp[i, 0])
+            hp[i, 0] = raw
+            hp[i, 1] = y
+            xf[i] = y
+        acc = 0.0
+        for i in range(m):
+            wv[i] += dv[i]
+            acc += wv[i] * xf[i]
+        voice[t] = acc
+        background[t] = xf[ref] - acc
+        if write_z:
+            for k in range(q):
+                s = 0.0
+                for i in range(m):
+                    s += v[k, i] * xf[i]
+                z[t, k] = s
+        cnt[0] += 1
+        accumulate_moments(xf, forgetting_weight(cnt[0], beta_min), cov, m4, idx4)
+        if cnt[0] % k_upd == 0:
+            td_update(cov, m4, full_map, v, rot, w, wv, dv, kurt, lab, cnt, prm, iprm, ws)

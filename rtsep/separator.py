@@ -1,0 +1,188 @@
+"""The one object every use of rtsep pushes blocks through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import check_channels, check_rate
+from .engines.base import engine_class
+from .errors import InputFormatError
+
+
+@dataclass
+class StreamStats:
+    """Counters a stream keeps about its input.
+
+    Attributes
+    ----------
+    samples : int
+        Frames processed so far (per channel).
+    nonfinite : int
+        NaN/Inf input values replaced by 0.
+    first_nonfinite : int
+        Frame index of the first NaN/Inf (-1 if none).
+    clipped : int
+        Input values at or beyond ±0.999 full scale.
+    peak : float
+        Largest absolute finite input value.
+    """
+
+    samples: int = 0
+    nonfinite: int = 0
+    first_nonfinite: int = -1
+    clipped: int = 0
+    peak: float = 0.0
+
+
+_INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0, np.dtype(np.int8): 128.0}
+
+
+class Separator:
+    """Blind two-source separation of a live multi-microphone stream.
+
+    Parameters
+    ----------
+    fs : float
+        Sample rate (Hz), 8000 to 96000.
+    channels : int
+        Number of microphones M (2 to 8).
+    engine : {"td", "fd"}
+        ``"td"``: time-domain running PCA + kurtosis ICA, zero algorithmic
+        latency, exact for instantaneous mixtures. ``"fd"``: frequency-domain
+        online IVA for real rooms, latency of one STFT frame.
+    **params
+        Engine parameters (see :class:`rtsep.config.TdParams` and
+        :class:`rtsep.config.FdParams`). Unknown names are refused.
+
+    Notes
+    -----
+    ``process`` accepts blocks of any length (0 and 1 included) and returns
+    exactly as many samples as it was given; the output never depends on how
+    the stream was cut into blocks. NaN/Inf inputs are replaced by 0 and
+    counted in :attr:`stats`.
+    """
+
+    def __init__(self, fs: float, channels: int = 2, engine: str = "td", **params: Any) -> None:
+        self.fs = check_rate(fs)
+        self.channels = check_channels(channels)
+        self.engine_name = engine
+        self._engine = engine_class(engine)(self.fs, self.channels, **params)
+        self.stats = StreamStats()
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic delay (samples) from an input sample to its output sample."""
+        return int(self._engine.latency_samples)
+
+    @property
+    def latency_s(self) -> float:
+        """Algorithmic delay in seconds."""
+        return self.latency_samples / self.fs
+
+    @property
+    def engine(self) -> Any:
+        """The engine object (its ``info()`` holds diagnostics)."""
+        return self._engine
+
+    def warmup(self) -> "Separator":
+        """Compile every kernel now, so no compilation happens inside an audio callback."""
+        self._engine.warmup()
+        return self
+
+    def reset(self) -> None:
+        """Forget the stream: the next sample is treated as the first one."""
+        self._engine.reset()
+        self.stats = StreamStats()
+
+    def info(self) -> dict[str, Any]:
+        """Diagnostics: engine values (voice index, kurtoses) and input counters."""
+        out = dict(self._engine.info())
+        out.update(engine=self.engine_name, latency_samples=self.latency_samples,
+                   samples=self.stats.samples, nonfinite=self.stats.nonfinite,
+                   clipped=self.stats.clipped)
+        return out
+
+    def _coerce(self, block: Any) -> np.ndarray:
+        x = np.asarray(block)
+        if x.ndim != 2 or x.shape[1] != self.channels:
+            got = f"shape {x.shape}" if x.ndim else "a scalar"
+            hint = ("a mono signal cannot be separated: record with two microphones"
+                    if (x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1)) else
+                    f"pass an array of shape (frames, {self.channels})")
+            raise InputFormatError(f"expected a block of shape (frames, {self.channels}), got {got}; {hint}")
+        if x.dtype.kind in "iu":
+            scale = _INT_SCALE.get(x.dtype)
+            if scale is None:
+                raise InputFormatError(f"integer samples of type {x.dtype} are not supported; use float32 or int16")
+            return np.ascontiguousarray(x, dtype=np.float64) / scale
+        if x.dtype.kind != "f":
+            raise InputFormatError(f"expected float or int16 samples, got dtype {x.dtype}")
+        return np.ascontiguousarray(x, dtype=np.float64)
+
+    def process(self, block: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Separate one block of the stream.
+
+        Parameters
+        ----------
+        block : array_like, shape (n, channels)
+            Microphone samples, float (full scale ±1) or int16. ``n`` ≥ 0.
+
+        Returns
+        -------
+        voice, background : ndarray, shape (n,), float32
+            The talker and everything else as heard at the reference mic,
+            delayed by :attr:`latency_samples`. ``voice + background`` equals
+            the (DC-removed) reference mic.
+        """
+        x = self._coerce(block)
+        n = x.shape[0]
+        if n:
+            finite = np.isfinite(x)
+            if not finite.all():
+                bad_rows = np.flatnonzero(~finite.all(axis=1))
+                if self.stats.first_nonfinite < 0:
+                    self.stats.first_nonfinite = self.stats.samples + int(bad_rows[0])
+                self.stats.nonfinite += int(x.size - np.count_nonzero(finite))
+                x = np.where(finite, x, 0.0)
+            ax = np.abs(x)
+            self.stats.clipped += int(np.count_nonzero(ax >= 0.999))
+            self.stats.peak = max(self.stats.peak, float(ax.max()))
+        self.stats.samples += n
+        voice, background = self._engine.process(x)
+        return voice.astype(np.float32), background.astype(np.float32)
+
+
+def separate(x: Any, fs: float, engine: str = "td", **params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Separate a whole recording at once (the same path as streaming).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, M)
+        Microphone signals, M ≥ 2.
+    fs : float
+        Sample rate (Hz).
+    engine : {"td", "fd"}
+        Engine name.
+    **params
+        Engine parameters.
+
+    Returns
+    -------
+    voice, background : ndarray, shape (n,), float32
+        Aligned with ``x``: the engine latency is removed and the tail flushed
+        with zeros, so ``voice[i]`` answers ``x[i]``.
+    """
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise InputFormatError(f"expected an array of shape (frames, channels), got shape {arr.shape}")
+    sep = Separator(fs, channels=arr.shape[1], engine=engine, **params)
+    lat = sep.latency_samples
+    v, b = sep.process(arr)
+    if lat:
+        v2, b2 = sep.process(np.zeros((lat, arr.shape[1]), dtype=np.float64))
+        v = np.concatenate([v, v2])[lat:]
+        b = np.concatenate([b, b2])[lat:]
+    return v, b
