@@ -153,8 +153,7 @@ def _trim(x: np.ndarray) -> np.ndarray:
     return x[start:stop]
 
 
-@functools.lru_cache(maxsize=2048)
-def _decoded(path: str) -> np.ndarray:
+def _decode_file(path: str) -> np.ndarray:
     _require_g722()
     import G722  # noqa: N813 - the PyPI module's own name
 
@@ -164,7 +163,13 @@ def _decoded(path: str) -> np.ndarray:
         raise AudioFileError(f"cannot read speech prompt {path}: {exc.strerror}") from exc
     # A decoder keeps state between calls, so each file gets a fresh one.
     pcm = G722.G722(FS, 64000).decode(data)
-    x = _trim(np.asarray(pcm, dtype=np.float32) / np.float32(32768.0))
+    return _trim(np.asarray(pcm, dtype=np.float32) / np.float32(32768.0))
+
+
+# Bounded: a talker uses a few prompts, while scanning a whole voice would hold ~70 MB.
+@functools.lru_cache(maxsize=128)
+def _decoded(path: str) -> np.ndarray:
+    x = _decode_file(path)
     x.setflags(write=False)  # shared by every caller through the cache
     return x
 
@@ -208,7 +213,7 @@ def _long_prompts(lang: str) -> tuple[str, ...]:
     return tuple(
         str(p)
         for p in _prompt_files(lang)
-        if p.stat().st_size >= min_bytes and len(_decoded(str(p))) >= MIN_PROMPT_S * FS
+        if p.stat().st_size >= min_bytes and len(_decode_file(str(p))) >= MIN_PROMPT_S * FS
     )
 
 

@@ -1,0 +1,183 @@
+"""Command line: ``rtsep devices | live | replay | demo`` (``main(argv) -> int``).
+
+Every failure a user can fix is an :class:`RtsepError`, printed as one line
+``rtsep: error: …`` with a non-zero exit status; no traceback is shown unless
+``RTSEP_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import ConfigError, RtsepError
+
+
+def _parse_value(text: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
+def engine_params(args: argparse.Namespace) -> dict[str, Any]:
+    """Engine parameters from ``--config FILE.toml`` (table ``[td]``/``[fd]``) and ``--param k=v``."""
+    params: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--config {path}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config {path} is not valid TOML: {exc}") from None
+        params.update(data.get(args.engine, {}))
+    for item in getattr(args, "param", None) or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param {item!r} should look like name=value, e.g. --param memory_s=3")
+        params[key.strip()] = _parse_value(val.strip())
+    return params
+
+
+def parse_channels(text: str | None) -> list[int] | None:
+    """``"1,2"`` → ``[1, 2]`` (1-based channel numbers)."""
+    if text is None:
+        return None
+    try:
+        chans = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise ConfigError(f"--channels {text!r} should be channel numbers like 1,2") from None
+    if len(chans) < 2:
+        raise ConfigError(f"--channels {text!r} names {len(chans)} channel(s); separation needs 2, e.g. 1,2")
+    return chans
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("td", "fd"), default="td",
+                   help="td: time-domain PCA+kurtosis ICA, no added delay, for instantaneous mixing; "
+                        "fd: frequency-domain online IVA for real rooms, one frame of delay (default: td)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="engine parameter, repeatable (e.g. --param memory_s=3)")
+    p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Stream a file through the separator and write voice/background WAVs."""
+    from .replay import clipping_warning, replay
+
+    progress = None
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task = bar.add_task("separating", total=1.0)
+        bar.start()
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done / max(total, 1))
+    try:
+        res = replay(args.input, args.out, engine=args.engine, block=args.block,
+                     channels=parse_channels(args.channels), params=engine_params(args),
+                     progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    t = res.timing
+    warn = clipping_warning(res)
+    if warn:
+        print(f"rtsep: {warn}", file=sys.stderr)
+    if not args.quiet:
+        print(f"rtsep: separated {t['audio_s']:.2f} s at {t['fs']} Hz with {t['engine']} in "
+              f"{t['processing_s']:.3f} s (real-time factor {t['rtf']:.4f}, latency "
+              f"{t['latency_samples']} samples); voice = ICA output {t['voice_output']}; "
+              f"wrote {res.outputs['voice']} and {res.outputs['background']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Separate the built-in example and print its measured quality."""
+    from .demo import run_demo
+
+    res = run_demo(args.out, background=args.background, cond=args.cond, seed=args.seed,
+                   block=args.block, engine=args.engine, plot=not args.no_plot,
+                   params=engine_params(args))
+    print(f"rtsep demo: real talker + generated {args.background}, 2 virtual mics "
+          f"(mixing condition number {args.cond:g}), engine {args.engine}")
+    print(f"  voice SIR improvement: {res.sir_improvement:.1f} dB (whole file), "
+          f"{res.sir_improvement_second_half:.1f} dB (second half)")
+    print(f"  voice SDR improvement: {res.sdr_improvement:.1f} dB")
+    print(f"  voice output is the talker: {'yes' if res.voice_is_talker else 'NO'}")
+    print(f"  real-time factor: {res.rtf:.4f}")
+    print("  wrote " + ", ".join(str(p) for p in res.files.values()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rtsep`` argument parser."""
+    p = argparse.ArgumentParser(prog="rtsep", description="Real-time two-microphone voice/background separation.")
+    p.add_argument("--version", action="version", version=f"rtsep {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("replay", help="separate a recording, streamed block by block as if live")
+    r.add_argument("input", help="two-channel recording (WAV, FLAC, OGG…)")
+    r.add_argument("-o", "--out", required=True, help="output folder for voice.wav, background.wav, timing.json")
+    r.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
+    r.add_argument("--channels", help="1-based channels to use from a multichannel file, e.g. 1,2")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    _add_engine_options(r)
+    r.set_defaults(func=cmd_replay)
+
+    d = sub.add_parser("demo", help="separate a built-in example (no microphone needed)")
+    d.add_argument("-o", "--out", default="rtsep-demo", help="output folder (default ./rtsep-demo)")
+    d.add_argument("--background", choices=("music", "noise", "cafe"), default="music")
+    d.add_argument("--cond", type=float, default=5.0, help="condition number of the mixing (default 5)")
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--block", type=int, default=256)
+    d.add_argument("--no-plot", action="store_true")
+    _add_engine_options(d)
+    d.set_defaults(func=cmd_demo)
+
+    try:
+        from . import live
+    except ImportError:  # pragma: no cover - live.py is part of the package
+        live = None
+    if live is not None:
+        dv = sub.add_parser("devices", help="list audio devices (needs PortAudio)")
+        live.add_devices_arguments(dv)
+        dv.set_defaults(func=live.cmd_devices)
+        lv = sub.add_parser("live", help="separate microphones live (needs PortAudio)")
+        live.add_live_arguments(lv)
+        lv.set_defaults(func=live.cmd_live)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "block", 1) is not None and getattr(args, "block", 1) < 1:
+        print(f"rtsep: error: --block {args.block} must be a positive number of samples", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RtsepError as exc:
+        print(f"rtsep: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rtsep: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for the user
+        if os.environ.get("RTSEP_DEBUG"):
+            raise
+        print(f"rtsep: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+              "(please report it; RTSEP_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 70

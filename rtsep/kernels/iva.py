@@ -1,0 +1,388 @@
+"""Online auxiliary-function IVA for two microphones and two sources (DESIGN §3).
+
+Per STFT frame, per frequency bin ``k`` a 2×2 complex demixer ``W[k]``
+(outputs ``y_q = sum_m conj(W[k, q, m]) x_m``) is re-estimated from two
+weighted covariances with forgetting,
+
+    V_q[k] = a V_q[k] + (1 - a) phi(r_q) x x^H,   r_q = ||y_q|| over all bins,
+
+so each source's weight comes from its norm across all bins: that ties the
+bins of one source together and there is no per-bin permutation problem.
+The update is the closed-form "IP2" solution for two sources: both demixing
+vectors are the generalised eigenvectors of the pencil (V_1, V_2), the one
+with the smaller ratio ``w^H V_1 w / w^H V_2 w`` extracting source 1, each
+scaled to ``w^H V_q w = 1``. It is the exact minimiser of the auxiliary
+function, so it needs no step size. Each output is projected back onto the
+reference microphone (``A = W^-1``, image ``A[0, q] y_q``), so the two
+images sum to the reference microphone's STFT exactly.
+
+State layout (owned by :class:`rtsep.engines.fd.FrequencyDomainEngine`):
+
+- ``w`` (K, 2, 2) complex: demixing vectors, ``w[k, q]`` = w_q of bin k;
+- ``v`` (2, K, 2, 2) complex: weighted covariances V_q per bin;
+- ``cov`` (K, 2, 2) complex: plain covariance per bin (whitening variant);
+- ``st`` (4,) float64: frames learned from, running mean source norm,
+  frames skipped as silent, degenerate bin updates kept (counters).
+
+Parameters ``prm`` float64: (a_final, eps_load, r_floor_rel, shape,
+start_frames); ``iprm`` int64: (n_iter, first bin, whiten).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .labels import crossfade_weight, update_label
+
+#: Frames whose power (sum of |X|^2 over bins and both mics) is below this
+#: carry no information (digital silence, ~ -200 dBFS): the demixer is kept.
+_SILENT_POWER = 1e-20
+#: Below this relative spread of the two generalised eigenvalues the pencil
+#: (V_1, V_2) is degenerate (both sources weighted alike, e.g. on the first
+#: frame): any vector is an eigenvector, so the bin keeps its demixer.
+_DEGENERATE = 1e-12
+
+
+@njit(cache=True)
+def _herm_quad(v: np.ndarray, w0: complex, w1: complex) -> float:
+    """w^H V w for a Hermitian 2x2 V (real by construction)."""
+    return (v[0, 0].real * (w0.real * w0.real + w0.imag * w0.imag)
+            + v[1, 1].real * (w1.real * w1.real + w1.imag * w1.imag)
+            + 2.0 * (np.conj(w0) * v[0, 1] * w1).real)
+
+
+@njit(cache=True)
+def gev_pair(v1: np.ndarray, v2: np.ndarray, out: np.ndarray) -> bool:
+    """Closed-form IP2 update: generalised eigenvectors of a Hermitian 2x2 pencil.
+
+    Parameters
+    ----------
+    v1, v2 : ndarray, shape (2, 2), complex128
+        Hermitian positive-definite weighted covariances of source 1 and 2.
+    out : ndarray, shape (2, 2), complex128
+        ``out[q]`` receives w_q, scaled so that ``w_q^H V_q w_q = 1``.
+        ``out[0]`` has the smaller eigenvalue ``w^H V_1 w / w^H V_2 w``.
+
+    Returns
+    -------
+    bool
+        False (``out`` untouched) when the pencil is degenerate.
+    """
+    a1 = v1[0, 0].real
+    d1 = v1[1, 1].real
+    b1 = v1[0, 1]
+    a2 = v2[0, 0].real
+    d2 = v2[1, 1].real
+    b2 = v2[0, 1]
+    # det(V1 - lam V2) = A lam^2 - B lam + C with real coefficients
+    ca = a2 * d2 - (b2.real * b2.real + b2.imag * b2.imag)
+    cc = a1 * d1 - (b1.real * b1.real + b1.imag * b1.imag)
+    cb = a1 * d2 + a2 * d1 - 2.0 * (b1 * np.conj(b2)).real
+    if not (ca > 0.0 and cc > 0.0 and cb > 0.0):
+        return False
+    disc = cb * cb - 4.0 * ca * cc
+    if disc <= _DEGENERATE * cb * cb:
+        return False
+    sq = math.sqrt(disc)
+    # the small root as C/q avoids the cancellation of (B - sqrt(disc)) / 2A
+    lams = (2.0 * cc / (cb + sq), (cb + sq) / (2.0 * ca))
+    for q in range(2):
+        lam = lams[q]
+        m00 = a1 - lam * a2
+        m01 = b1 - lam * b2
+        m11 = d1 - lam * d2
+        # (V1 - lam V2) u = 0: u is orthogonal to a row; use the larger row
+        n0 = m00 * m00 + (m01.real * m01.real + m01.imag * m01.imag)
+        n1 = m11 * m11 + (m01.real * m01.real + m01.imag * m01.imag)
+        if n0 >= n1:
+            u0 = m01
+            u1 = complex(-m00, 0.0)
+        else:
+            u0 = complex(m11, 0.0)
+            u1 = -np.conj(m01)
+        vq = v1 if q == 0 else v2
+        nrm = _herm_quad(vq, u0, u1)
+        if not nrm > 0.0:
+            return False
+        s = 1.0 / math.sqrt(nrm)
+        out[q, 0] = u0 * s
+        out[q, 1] = u1 * s
+    return True
+
+
+@njit(cache=True)
+def _whitened_pair(v1: np.ndarray, v2: np.ndarray, c: np.ndarray, out: np.ndarray) -> bool:
+    """Whitening + unitary variant: W = U C^{-1/2}, U from the eigenvectors of V1~ - V2~.
+
+    With the outputs constrained to be uncorrelated (the seed's PCA-then-
+    rotation idea, per bin), the auxiliary function is minimised by the
+    eigenvector of the whitened difference ``V1~ - V2~`` with the smaller
+    eigenvalue for source 1 and the other one for source 2.
+    """
+    # symmetric inverse square root of the 2x2 Hermitian covariance
+    a = c[0, 0].real
+    d = c[1, 1].real
+    b = c[0, 1]
+    bb = b.real * b.real + b.imag * b.imag
+    det = a * d - bb
+    if not (det > 0.0 and a > 0.0):
+        return False
+    sdet = math.sqrt(det)
+    t = math.sqrt(a + d + 2.0 * sdet)
+    # C^{1/2} = (C + sqrt(det) I) / t; its inverse in closed form
+    r00 = (a + sdet) / t
+    r11 = (d + sdet) / t
+    r01 = b / t
+    rdet = r00 * r11 - bb / (t * t)
+    q00 = r11 / rdet
+    q11 = r00 / rdet
+    q01 = -r01 / rdet
+    # D = V1~ - V2~ with V~ = Q V Q (Q Hermitian)
+    dm = np.empty((2, 2), dtype=np.complex128)
+    qm = np.empty((2, 2), dtype=np.complex128)
+    qm[0, 0] = q00
+    qm[0, 1] = q01
+    qm[1, 0] = np.conj(q01)
+    qm[1, 1] = q11
+    for i in range(2):
+        for j in range(2):
+            acc = 0j
+            for k in range(2):
+                for m in range(2):
+                    acc += qm[i, k] * (v1[k, m] - v2[k, m]) * qm[m, j]
+            dm[i, j] = acc
+    # smaller eigenvector of the Hermitian 2x2 dm
+    p = dm[0, 0].real
+    s = dm[1, 1].real
+    e = dm[0, 1]
+    half = 0.5 * (p - s)
+    rad = math.sqrt(half * half + e.real * e.real + e.imag * e.imag)
+    if rad <= 1e-300:
+        return False
+    lam = 0.5 * (p + s) - rad
+    # (dm - lam I) u = 0
+    if abs(p - lam) >= abs(s - lam):
+        u0 = e
+        u1 = complex(lam - p, 0.0)
+    else:
+        u0 = complex(lam - s, 0.0)
+        u1 = np.conj(e)
+    nu = math.sqrt(u0.real * u0.real + u0.imag * u0.imag + u1.real * u1.real + u1.imag * u1.imag)
+    u0 /= nu
+    u1 /= nu
+    # second row of the unitary: orthogonal complement
+    us = ((u0, u1), (-np.conj(u1), np.conj(u0)))
+    for q in range(2):
+        z0 = us[q][0]
+        z1 = us[q][1]
+        # w = Q^H u = Q u
+        w0 = qm[0, 0] * z0 + qm[0, 1] * z1
+        w1 = qm[1, 0] * z0 + qm[1, 1] * z1
+        out[q, 0] = w0
+        out[q, 1] = w1
+    return True
+
+
+@njit(cache=True)
+def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray,
+               st: np.ndarray, prm: np.ndarray, iprm: np.ndarray, img: np.ndarray) -> None:
+    """Learn from F consecutive STFT frames and write each source's image at mic 0.
+
+    Parameters
+    ----------
+    xf : ndarray, shape (F, 2, K), complex128
+        Spectra of the two microphones (reference first).
+    w, v, cov, st : ndarray
+        State arrays (module docstring), updated in place.
+    prm : ndarray, shape (5,), float64
+        ``a_final`` forgetting factor per frame; ``eps_load`` diagonal
+        loading of V_q relative to its mean eigenvalue; ``r_floor_rel``
+        floor of a source norm relative to its running mean; ``shape`` of
+        the source prior (1 Laplacian: phi = 1/r; 0 time-varying Gaussian:
+        phi = 1/r^2); ``start_frames`` offsets the growing-memory count,
+        ``a = min(a_final, 1 - 1/(n + start_frames))``.
+    iprm : ndarray, shape (3,), int64
+        ``n_iter`` passes per frame; ``k_lo`` first bin separated (lower
+        bins go wholly to the background: DC and rumble); ``whiten`` 1 to
+        constrain the outputs to be uncorrelated per bin (whitening +
+        unitary update), 0 for the unconstrained IP2 update.
+    img : ndarray, shape (F, 2, K), complex128
+        Written: image of each output at the reference microphone.
+    """
+    n_frames = xf.shape[0]
+    n_bins = xf.shape[2]
+    a_final = prm[0]
+    eps_load = prm[1]
+    r_floor_rel = prm[2]
+    shape = prm[3]
+    start = prm[4]
+    n_iter = iprm[0]
+    k_lo = iprm[1]
+    whiten = iprm[2]
+    nb = n_bins - k_lo
+    v_old = np.empty((2, n_bins, 2, 2), dtype=np.complex128)
+    y = np.empty((2, n_bins), dtype=np.complex128)
+    r = np.empty(2)
+    phi = np.empty(2)
+    newv = np.empty((2, 2, 2), dtype=np.complex128)
+    wnew = np.empty((2, 2), dtype=np.complex128)
+    for t in range(n_frames):
+        power = 0.0
+        for k in range(k_lo, n_bins):
+            for m in range(2):
+                z = xf[t, m, k]
+                power += z.real * z.real + z.imag * z.imag
+        if power > _SILENT_POWER:
+            st[0] += 1.0
+            a = 1.0 - 1.0 / (st[0] + start)
+            if a > a_final:
+                a = a_final
+            for k in range(k_lo, n_bins):
+                x0 = xf[t, 0, k]
+                x1 = xf[t, 1, k]
+                cov[k, 0, 0] = a * cov[k, 0, 0] + (1.0 - a) * (x0.real * x0.real + x0.imag * x0.imag)
+                cov[k, 1, 1] = a * cov[k, 1, 1] + (1.0 - a) * (x1.real * x1.real + x1.imag * x1.imag)
+                cov[k, 0, 1] = a * cov[k, 0, 1] + (1.0 - a) * x0 * np.conj(x1)
+                cov[k, 1, 0] = np.conj(cov[k, 0, 1])
+                for q in range(2):
+                    for i in range(2):
+                        for j in range(2):
+                            v_old[q, k, i, j] = v[q, k, i, j]
+            for it in range(n_iter):
+                for q in range(2):
+                    acc = 0.0
+                    for k in range(k_lo, n_bins):
+                        yq = np.conj(w[k, q, 0]) * xf[t, 0, k] + np.conj(w[k, q, 1]) * xf[t, 1, k]
+                        y[q, k] = yq
+                        acc += yq.real * yq.real + yq.imag * yq.imag
+                    r[q] = math.sqrt(acc / nb)
+                if it == 0:
+                    # running mean norm (both sources) sets the floor that keeps
+                    # quiet frames from dominating the weighted covariances
+                    st[1] = a * st[1] + (1.0 - a) * 0.5 * (r[0] + r[1])
+                floor = r_floor_rel * st[1] + 1e-150
+                for q in range(2):
+                    rq = r[q] if r[q] > floor else floor
+                    phi[q] = rq ** (shape - 2.0)
+                for k in range(k_lo, n_bins):
+                    x0 = xf[t, 0, k]
+                    x1 = xf[t, 1, k]
+                    xx00 = x0.real * x0.real + x0.imag * x0.imag
+                    xx11 = x1.real * x1.real + x1.imag * x1.imag
+                    xx01 = x0 * np.conj(x1)
+                    for q in range(2):
+                        g = (1.0 - a) * phi[q]
+                        v00 = a * v_old[q, k, 0, 0].real + g * xx00
+                        v11 = a * v_old[q, k, 1, 1].real + g * xx11
+                        v01 = a * v_old[q, k, 0, 1] + g * xx01
+                        v[q, k, 0, 0] = v00
+                        v[q, k, 1, 1] = v11
+                        v[q, k, 0, 1] = v01
+                        v[q, k, 1, 0] = np.conj(v01)
+                        load = eps_load * 0.5 * (v00 + v11) + 1e-300
+                        newv[q, 0, 0] = v00 + load
+                        newv[q, 1, 1] = v11 + load
+                        newv[q, 0, 1] = v01
+                        newv[q, 1, 0] = np.conj(v01)
+                    if whiten == 1:
+                        ok = _whitened_pair(newv[0], newv[1], cov[k], wnew)
+                    else:
+                        ok = gev_pair(newv[0], newv[1], wnew)
+                    if ok:
+                        for q in range(2):
+                            w[k, q, 0] = wnew[q, 0]
+                            w[k, q, 1] = wnew[q, 1]
+                    elif it == 0:
+                        st[3] += 1.0
+        else:
+            st[2] += 1.0
+        # projection back: with D[q, m] = conj(w[k, q, m]) and A = D^-1, the image
+        # of output q at mic 0 is A[0, q] y_q, and the two images sum to x_0
+        for k in range(n_bins):
+            if k < k_lo:
+                img[t, 0, k] = 0.0
+                img[t, 1, k] = 0.0
+                continue
+            d00 = np.conj(w[k, 0, 0])
+            d01 = np.conj(w[k, 0, 1])
+            d10 = np.conj(w[k, 1, 0])
+            d11 = np.conj(w[k, 1, 1])
+            det = d00 * d11 - d01 * d10
+            x0 = xf[t, 0, k]
+            x1 = xf[t, 1, k]
+            y0 = d00 * x0 + d01 * x1
+            y1 = d10 * x0 + d11 * x1
+            if det.real * det.real + det.imag * det.imag > 1e-300:
+                img[t, 0, k] = d11 * y0 / det
+                img[t, 1, k] = x0 - d11 * y0 / det
+            else:
+                img[t, 0, k] = 0.0
+                img[t, 1, k] = x0
+            _ = y1
+
+
+@njit(cache=True)
+def label_images(img: np.ndarray, ref: np.ndarray, s0: int, mom: np.ndarray, lab: np.ndarray,
+                 prm: np.ndarray, iprm: np.ndarray, voice: np.ndarray,
+                 background: np.ndarray) -> None:
+    """Running kurtosis of each output image, voice label with hysteresis, crossfade.
+
+    Parameters
+    ----------
+    img : ndarray, shape (n, 2), float64
+        Time-domain image of each output at the reference mic, for the
+        absolute samples ``s0 .. s0 + n - 1``.
+    ref : ndarray, shape (n,), float64
+        The reference microphone at the same samples.
+    s0 : int
+        Absolute index of the first sample (negative: before the stream).
+    mom : ndarray, shape (7,), float64
+        Samples counted; E[y^2], E[y^4] of output 0 and of output 1; the
+        excess kurtosis of output 0 and 1 at the last label update.
+    lab : ndarray, shape (4,), int64
+        Label state (:mod:`rtsep.kernels.labels`), updated in place.
+    prm : ndarray, shape (2,), float64
+        Forgetting factor per sample of the moments; label margin.
+    iprm : ndarray, shape (4,), int64
+        Label period (samples, on the absolute index), hold samples,
+        crossfade samples, pinned output (-1: automatic).
+    voice, background : ndarray, shape (n,), float64
+        Written; zero before the stream starts. ``background`` is the
+        reference mic minus ``voice``, so the two always sum to the input.
+    """
+    lam = prm[0]
+    margin = prm[1]
+    period = iprm[0]
+    hold = iprm[1]
+    xfade = iprm[2]
+    pinned = iprm[3]
+    kurt = mom[5:7]
+    for i in range(img.shape[0]):
+        s = s0 + i
+        if s < 0:
+            voice[i] = 0.0
+            background[i] = 0.0
+            continue
+        mom[0] += 1.0
+        # growing window first (true averages), then exponential forgetting
+        b = 1.0 - 1.0 / mom[0]
+        if b > lam:
+            b = lam
+        for q in range(2):
+            e2 = img[i, q] * img[i, q]
+            mom[1 + 2 * q] = b * mom[1 + 2 * q] + (1.0 - b) * e2
+            mom[2 + 2 * q] = b * mom[2 + 2 * q] + (1.0 - b) * e2 * e2
+        if (s + 1) % period == 0:
+            for q in range(2):
+                m2 = mom[1 + 2 * q]
+                kurt[q] = mom[2 + 2 * q] / (m2 * m2) - 3.0 if m2 > 1e-30 else 0.0
+            update_label(kurt, lab, margin, hold, period, pinned)
+        wgt = crossfade_weight(lab, xfade)
+        v = wgt * img[i, lab[0]] + (1.0 - wgt) * img[i, lab[1]]
+        if lab[3] < xfade:
+            lab[3] += 1
+        voice[i] = v
+        background[i] = ref[i] - v

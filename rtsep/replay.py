@@ -1,0 +1,155 @@
+"""Replay: a file streamed block by block through the live code path."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import BadAudioError
+from .io_files import AtomicWavWriter, AudioReader
+from .separator import Separator
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did.
+
+    Attributes
+    ----------
+    outputs : dict of str to Path
+        ``voice``, ``background`` WAVs and ``timing`` JSON.
+    timing : dict
+        Contents of ``timing.json``: ``processing_s`` (seconds inside
+        ``Separator.process``), ``audio_s``, ``rtf`` (processing / audio),
+        ``latency_samples`` and more.
+    """
+
+    outputs: dict[str, Path]
+    timing: dict[str, Any] = field(default_factory=dict)
+
+
+def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "td",
+           block: int = 256, channels: Sequence[int] | None = None,
+           params: dict[str, Any] | None = None,
+           progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """Separate a recording by streaming it through :meth:`Separator.process`.
+
+    Parameters
+    ----------
+    path : path
+        Input recording (≥ 2 channels, 8–96 kHz, any libsndfile format).
+    out_dir : path
+        Folder for ``voice.wav``, ``background.wav`` and ``timing.json``.
+    engine : {"td", "fd"}
+        Separation engine.
+    block : int
+        Block length (samples), as a sound card would deliver it.
+    channels : sequence of int, optional
+        1-based channels to use from a multichannel file.
+    params : dict, optional
+        Engine parameters.
+    progress : callable, optional
+        Called as ``progress(done_frames, total_frames)`` after each block.
+
+    Returns
+    -------
+    ReplayResult
+
+    Notes
+    -----
+    The outputs have the input's rate and length and are aligned with it:
+    the engine latency is trimmed from the start and flushed at the end.
+    They are written under temporary names and renamed when complete, so
+    they are valid even if the input turns out damaged half-way. Input with
+    NaN/Inf samples or only zeros is still processed (NaN → 0), then reported
+    with :class:`BadAudioError`.
+    """
+    out = Path(out_dir)
+    with AudioReader(path, channels) as reader:
+        sep = Separator(reader.fs, channels=reader.channels, engine=engine, **(params or {}))
+        sep.warmup()
+        lat = sep.latency_samples
+        voice_path, bg_path = out / "voice.wav", out / "background.wav"
+        processing = 0.0
+        to_skip = lat
+        wall0 = time.perf_counter()
+        with AtomicWavWriter(voice_path, reader.fs, 1) as wv, AtomicWavWriter(bg_path, reader.fs, 1) as wb:
+            def emit(v: np.ndarray, b: np.ndarray) -> None:
+                nonlocal to_skip
+                if to_skip:
+                    k = min(to_skip, v.shape[0])
+                    v, b, to_skip = v[k:], b[k:], to_skip - k
+                if v.shape[0]:
+                    wv.write(v)
+                    wb.write(b)
+
+            done = 0
+            for blk in reader.blocks(block):
+                t0 = time.perf_counter()
+                v, b = sep.process(blk)
+                processing += time.perf_counter() - t0
+                emit(v, b)
+                done += blk.shape[0]
+                if progress is not None:
+                    progress(done, reader.frames)
+            if lat:
+                v, b = sep.process(np.zeros((lat, reader.channels), dtype=np.float32))
+                emit(v, b)
+        wall = time.perf_counter() - wall0
+        audio_s = sep.stats.samples / reader.fs
+        info = sep.info()
+        timing = {
+            "processing_s": processing,
+            "audio_s": audio_s,
+            "rtf": processing / audio_s if audio_s else 0.0,
+            "wall_s": wall,
+            "latency_samples": lat,
+            "latency_s": lat / reader.fs,
+            "aligned": True,
+            "engine": engine,
+            "block": block,
+            "fs": reader.fs,
+            "frames": int(sep.stats.samples),
+            "voice_output": info.get("voice"),
+            "nonfinite_samples": sep.stats.nonfinite,
+            "clipped_samples": sep.stats.clipped,
+            "input": str(path),
+            "input_format": reader.format_info,
+        }
+        timing_path = out / "timing.json"
+        tmp = timing_path.with_name(".timing.json.part")
+        tmp.write_text(json.dumps(timing, indent=2) + "\n")
+        os.replace(tmp, timing_path)
+    result = ReplayResult({"voice": voice_path, "background": bg_path, "timing": timing_path}, timing)
+    name = Path(path).name
+    if sep.stats.nonfinite:
+        t_bad = sep.stats.first_nonfinite / reader.fs
+        raise BadAudioError(f"{name} contains {sep.stats.nonfinite} NaN/Inf sample values (first at "
+                            f"{t_bad:.3f} s); they were replaced by silence in {out}/voice.wav and "
+                            "background.wav; repair or re-export the recording")
+    if sep.stats.peak == 0.0:
+        raise BadAudioError(f"{name} is silent (every sample is zero), so there is nothing to separate; "
+                            "check the microphones are connected and their level is up")
+    return result
+
+
+def clipping_warning(result: ReplayResult) -> str | None:
+    """A one-line warning if many input samples were clipped, else None."""
+    n = result.timing.get("clipped_samples", 0)
+    frames = max(1, result.timing.get("frames", 1))
+    if n and n / frames > 1e-4:
+        return (f"warning: {n} input samples are at full scale (clipping); separation degrades on "
+                "clipped audio: lower the recording gain")
+    return None
+
+
+def stderr_is_tty() -> bool:
+    """Whether progress bars can be drawn."""
+    return sys.stderr.isatty()
