@@ -98,6 +98,9 @@ class TdParams:
     global_search_every : int
         Every this many updates the rotation also checks a grid over all
         angles, to escape a wrong local maximum of the contrast.
+    warmup_s : float
+        For this long (seconds) from the start the reference mic is passed
+        through as the voice while the statistics fill up.
     """
 
     memory_s: float = 2.0
@@ -111,6 +114,7 @@ class TdParams:
     label_hold_s: float = 0.3
     crossfade_s: float = 0.02
     global_search_every: int = 4
+    warmup_s: float = 0.1
 
     def validated(self, fs: float, channels: int) -> "TdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
@@ -124,6 +128,7 @@ class TdParams:
         check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
         check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
         check_range("global_search_every", self.global_search_every, 1, 1_000_000, kind=int)
+        check_range("warmup_s", self.warmup_s, 0.0, 60.0)
         if self.voice != "auto":
             check_range("voice", self.voice, 0, q - 1, kind=int)
         return dataclasses.replace(self, update_every=int(self.update_every), sources=int(q),

@@ -57,7 +57,8 @@ class TimeDomainEngine:
         self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, p.label_margin], dtype=np.float64)
         pinned = -1 if p.voice == "auto" else int(p.voice)
         self._iprm = np.array([p.update_every, p.ref_mic, round(p.label_hold_s * self.fs),
-                               round(p.crossfade_s * self.fs), pinned, p.global_search_every],
+                               round(p.crossfade_s * self.fs), pinned, p.global_search_every,
+                               round(p.warmup_s * self.fs)],
                               dtype=np.int64)
         self._ws = make_workspace(m, q)
         self._xf = np.zeros(m)
@@ -83,7 +84,7 @@ class TimeDomainEngine:
         self.kurt = np.zeros(q)
         start = 0 if self.params.voice == "auto" else int(self.params.voice)
         self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
-        self.cnt = np.zeros(4, dtype=np.int64)
+        self.cnt = np.zeros(5, dtype=np.int64)
 
     def process(self, x: np.ndarray, whitened: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Separate one block.
@@ -136,5 +137,6 @@ class TimeDomainEngine:
             "kurtosis": [float(k) for k in self.kurt],
             "updates": int(self.cnt[1]),
             "silent_updates": int(self.cnt[2]),
+            "refused_updates": int(self.cnt[4]),
             "samples_seen": int(self.cnt[0]),
         }

@@ -17,12 +17,12 @@ State layout (owned by :class:`rtsep.engines.td.TimeDomainEngine`):
 - ``wv``, ``dv`` (M,): voice weights now and their per-sample increment;
 - ``kurt`` (Q,): excess kurtosis of each output; ``lab`` (4,): label state
   (see :mod:`rtsep.kernels.labels`);
-- ``cnt`` (4,) int64: samples seen, updates, updates skipped for silence,
-  global angle searches.
+- ``cnt`` (5,) int64: samples seen, updates, updates skipped for silence,
+  global angle searches, weight updates refused by the runaway-gain guard.
 
 Parameters: ``prm`` float64 = (1−λ, high-pass coefficient, eps_rel, label
 margin); ``iprm`` int64 = (K, reference mic, hold samples, crossfade samples,
-pinned output or −1, global-search period in updates).
+pinned output or −1, global-search period in updates, warm-up samples).
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ _UNDERFLOW_TRACE = 1e-100
 #: Below this trace there is too little signal to estimate anything: keep
 #: the previous separation (−200 dBFS).
 _SILENT_TRACE = 1e-20
+#: A separated image may not be more than this many times (6 dB) as powerful
+#: as the reference mic it is an image at.
+_MAX_IMAGE_POWER = 4.0
 
 
 @njit(cache=True)
@@ -123,12 +126,27 @@ def td_update(cov: np.ndarray, m4: np.ndarray, full_map: np.ndarray, v: np.ndarr
                 for k in range(m):
                     acc += cfull[i, k] * d[j, k]
                 a[i, j] = acc
+        # runaway-gain guard: no source image can carry much more power than
+        # the reference mic itself; an estimate that claims so is a
+        # degenerate rotation (few samples, near-rank-1 covariance) and is
+        # not used.
+        plausible = True
         for k in range(q):
             gain = 0.0
             for j in range(q):
                 gain += a[ref, j] * wqq[j, k]
             for i in range(m):
-                w[k, i] = gain * d[k, i]
+                dtmp[k, i] = gain * d[k, i]
+            pk = 0.0
+            for i in range(m):
+                for j in range(m):
+                    pk += dtmp[k, i] * cfull[i, j] * dtmp[k, j]
+            if not pk <= _MAX_IMAGE_POWER * cfull[ref, ref] + 1e-300:
+                plausible = False
+        if plausible:
+            w[:, :] = dtmp
+        else:
+            cnt[4] += 1
     update_label(kurt, lab, prm[3], iprm[2], k_upd, iprm[4])
     xfade = iprm[3]
     if xfade > 0:
@@ -137,8 +155,13 @@ def td_update(cov: np.ndarray, m4: np.ndarray, full_map: np.ndarray, v: np.ndarr
         alpha = 1.0
     if lab[3] < 1 << 40:
         lab[3] += k_upd
+    warming = cnt[0] < iprm[6]
     for i in range(m):
         target = (1.0 - alpha) * w[lab[1], i] + alpha * w[lab[0], i]
+        if warming:
+            # the first estimates come from a few ms of audio, often of one
+            # source only: pass the mic through until they mean something
+            target = 1.0 if i == ref else 0.0
         dv[i] = (target - wv[i]) / k_upd
 
 
