@@ -73,9 +73,10 @@ class TdParams:
     memory_s : float
         Memory of the running covariance and 4th-order moments (seconds).
         Longer is more accurate in a steady scene, shorter follows changes.
-    update_every : int
+    update_every : int or None
         Whitening and rotation are recomputed every this many samples,
         counted on the absolute sample index (never on block boundaries).
+        None: every 2 ms (32 samples at 16 kHz, 96 at 48 kHz).
     highpass_hz : float
         Cut-off of the one-pole DC-removal high-pass (Hz).
     sources : int
@@ -104,7 +105,7 @@ class TdParams:
     """
 
     memory_s: float = 2.0
-    update_every: int = 32
+    update_every: int | None = None
     highpass_hz: float = 30.0
     sources: int = 2
     ref_mic: int = 0
@@ -119,7 +120,8 @@ class TdParams:
     def validated(self, fs: float, channels: int) -> "TdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
         check_range("memory_s", self.memory_s, 0.05, 600.0)
-        check_range("update_every", self.update_every, 1, 4096, kind=int)
+        every = max(1, round(0.002 * fs)) if self.update_every is None else self.update_every
+        check_range("update_every", every, 1, 4096, kind=int)
         check_range("highpass_hz", self.highpass_hz, 0.0, min(500.0, fs / 4))
         q = check_range("sources", self.sources, 2, channels, kind=int)
         check_range("ref_mic", self.ref_mic, 0, channels - 1, kind=int)
@@ -131,7 +133,7 @@ class TdParams:
         check_range("warmup_s", self.warmup_s, 0.0, 60.0)
         if self.voice != "auto":
             check_range("voice", self.voice, 0, q - 1, kind=int)
-        return dataclasses.replace(self, update_every=int(self.update_every), sources=int(q),
+        return dataclasses.replace(self, update_every=int(every), sources=int(q),
                                    ref_mic=int(self.ref_mic),
                                    global_search_every=int(self.global_search_every),
                                    voice=self.voice if self.voice == "auto" else int(self.voice))

@@ -1,0 +1,144 @@
+"""``rtsep replay`` / ``rtsep demo`` from the command line, good input and bad."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rtsep import Separator, signals
+from rtsep.cli import main
+
+from .conftest import FS
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rtsep", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def stereo(tmp_path_factory) -> Path:
+    n = 3 * FS
+    rng = np.random.default_rng(0)
+    s = np.stack([rng.laplace(size=n) * 0.05, signals.music_like(n, FS, 2)], 1)
+    x = signals.mix(s, signals.mixing_matrix(3.0, 1)).astype(np.float32)
+    path = tmp_path_factory.mktemp("in") / "mix.wav"
+    sf.write(path, x, FS, subtype="PCM_16")
+    return path
+
+
+def test_replay_writes_voice_and_background_with_the_inputs_rate_and_length(stereo, tmp_path):
+    out = tmp_path / "out"
+    proc = _run("replay", str(stereo), "--out", str(out), "--block", "256")
+    assert proc.returncode == 0, proc.stderr
+    x, fs_in = sf.read(stereo, dtype="float32")
+    for name in ("voice", "background"):
+        y, fs = sf.read(out / f"{name}.wav", dtype="float32")
+        assert fs == fs_in and y.shape == (x.shape[0],)
+    timing = json.loads((out / "timing.json").read_text())
+    assert {"processing_s", "audio_s", "rtf", "latency_samples"} <= timing.keys()
+    assert timing["audio_s"] == pytest.approx(3.0)
+    assert 0 < timing["rtf"] < 1
+    assert not list(out.glob(".*.part"))  # no temporary file left behind
+    assert "real-time factor" in proc.stdout
+
+
+def test_replay_output_is_the_separator_output_bit_for_bit(stereo, tmp_path):
+    assert main(["replay", str(stereo), "-o", str(tmp_path), "--block", "100", "-q"]) == 0
+    x, _ = sf.read(stereo, dtype="float32")
+    v_ref, b_ref = Separator(FS).process(x)
+    v, _ = sf.read(tmp_path / "voice.wav", dtype="float32")
+    b, _ = sf.read(tmp_path / "background.wav", dtype="float32")
+    np.testing.assert_array_equal(v, v_ref)
+    np.testing.assert_array_equal(b, b_ref)
+
+
+def test_replay_picks_two_channels_of_a_multichannel_file(stereo, tmp_path):
+    x, _ = sf.read(stereo, dtype="float32")
+    three = tmp_path / "three.wav"
+    sf.write(three, np.column_stack([x[:, 1], x[:, 0] * 0, x[:, 0]]), FS)
+    assert main(["replay", str(three), "-o", str(tmp_path / "o"), "--channels", "3,1", "-q"]) == 0
+    v, _ = sf.read(tmp_path / "o" / "voice.wav", dtype="float32")
+    np.testing.assert_array_equal(v, Separator(FS).process(x)[0])
+
+
+def test_replay_engine_parameters_are_passed_and_validated(stereo, tmp_path):
+    assert main(["replay", str(stereo), "-o", str(tmp_path), "-q", "--param", "memory_s=1.5"]) == 0
+    proc = _run("replay", str(stereo), "-o", str(tmp_path), "--param", "memory_s=-1")
+    assert proc.returncode != 0 and "memory_s" in proc.stderr and "range" in proc.stderr
+
+
+def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
+    n = FS
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, 2)).astype(np.float32) * 0.1
+    files = {}
+    files["missing"] = (tmp / "nope.wav", "no such file")
+    p = tmp / "text.wav"
+    p.write_text("this is not audio\n" * 100)
+    files["not_audio"] = (p, "not an audio file")
+    p = tmp / "mono.wav"
+    sf.write(p, x[:, 0], FS)
+    files["mono"] = (p, "1 channel")
+    p = tmp / "three.wav"
+    sf.write(p, np.column_stack([x, x[:, :1]]), FS)
+    files["three_channels"] = (p, "--channels")
+    p = tmp / "zeros.wav"
+    sf.write(p, np.zeros((n, 2), np.float32), FS)
+    files["all_zeros"] = (p, "silent")
+    p = tmp / "nan.wav"
+    y = x.copy()
+    y[FS // 2: FS // 2 + 10] = np.nan
+    sf.write(p, y, FS, subtype="FLOAT")
+    files["nan"] = (p, "NaN")
+    p = tmp / "empty.wav"
+    sf.write(p, np.zeros((0, 2), np.float32), FS)
+    files["zero_length"] = (p, "no samples")
+    p = tmp / "rate.wav"
+    sf.write(p, x, 4000)
+    files["rate_too_low"] = (p, "sample rate")
+    return files
+
+
+@pytest.mark.parametrize("case", ["missing", "not_audio", "mono", "three_channels", "all_zeros", "nan",
+                                  "zero_length", "rate_too_low"])
+def test_bad_input_gives_one_clear_line_and_a_nonzero_exit_without_traceback(case, tmp_path):
+    path, expected = _bad_files(tmp_path)[case]
+    proc = _run("replay", str(path), "--out", str(tmp_path / "out"))
+    assert proc.returncode not in (0, 70), proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("rtsep: error:") and expected in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_nan_input_still_leaves_valid_outputs_with_nan_replaced(tmp_path):
+    path, _ = _bad_files(tmp_path)["nan"]
+    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "-q"]) != 0
+    v, fs = sf.read(tmp_path / "o" / "voice.wav", dtype="float32")
+    assert v.shape == (FS,) and np.isfinite(v).all()
+
+
+def test_clipped_input_warns_but_separates(tmp_path, capsys):
+    x = np.clip(np.random.default_rng(2).standard_normal((FS, 2)), -1, 1).astype(np.float32)
+    p = tmp_path / "clip.wav"
+    sf.write(p, x, FS, subtype="FLOAT")
+    assert main(["replay", str(p), "-o", str(tmp_path / "o"), "-q"]) == 0
+    assert "clipping" in capsys.readouterr().err
+    v, _ = sf.read(tmp_path / "o" / "voice.wav")
+    assert np.isfinite(v).all()
+
+
+def test_demo_runs_separates_the_shipped_talker_and_writes_files(tmp_path):
+    proc = _run("demo", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "voice output is the talker: yes" in proc.stdout
+    second_half_sir = float(proc.stdout.split("dB (whole file), ")[1].split(" dB")[0])
+    assert second_half_sir >= 30.0
+    for name in ("mixture.wav", "voice.wav", "background.wav", "demo.png"):
+        assert (tmp_path / name).stat().st_size > 1000
