@@ -1,4 +1,4 @@
-"""Command line: ``rtsep devices | live | replay | demo`` (``main(argv) -> int``).
+"""Command line: ``rtsep devices | live | replay | demo | bench`` (``main(argv) -> int``).
 
 Every failure a user can fix is an :class:`RtsepError`, printed as one line
 ``rtsep: error: …`` with a non-zero exit status; no traceback is shown unless
@@ -146,17 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(d)
     d.set_defaults(func=cmd_demo)
 
-    try:
-        from . import live
-    except ImportError:  # pragma: no cover - live.py is part of the package
-        live = None
-    if live is not None:
-        dv = sub.add_parser("devices", help="list audio devices (needs PortAudio)")
-        live.add_devices_arguments(dv)
-        dv.set_defaults(func=live.cmd_devices)
-        lv = sub.add_parser("live", help="separate microphones live (needs PortAudio)")
-        live.add_live_arguments(lv)
-        lv.set_defaults(func=live.cmd_live)
+    from . import bench, live  # neither imports sounddevice or a peer at import time
+
+    dv = sub.add_parser("devices", help="list audio devices (needs PortAudio)")
+    live.add_devices_arguments(dv)
+    dv.set_defaults(func=live.cmd_devices)
+    lv = sub.add_parser("live", help="separate microphones live (needs PortAudio)")
+    live.add_live_arguments(lv)
+    lv.set_defaults(func=live.cmd_live)
+    bp = sub.add_parser("bench", help="speed, latency and quality, side by side with other separators")
+    bench.add_bench_arguments(bp)
+    bp.set_defaults(func=bench.cmd_bench)
     return p
 
 

@@ -102,6 +102,15 @@ class TdParams:
     warmup_s : float
         For this long (seconds) from the start the reference mic is passed
         through as the voice while the statistics fill up.
+    change_memory_s : float
+        Memory (seconds) of the short-term statistics the change detector
+        compares against; also how much recent audio a restart keeps.
+    change_threshold : float
+        Rotation (radians, 0 … π/4) that the short-memory cumulants ask for,
+        beyond which the mixing is taken to have changed; π/4 or more
+        disables the detector.
+    change_hold_s : float
+        How long (seconds) the correlation must stay above the threshold.
     """
 
     memory_s: float = 2.0
@@ -116,6 +125,9 @@ class TdParams:
     crossfade_s: float = 0.02
     global_search_every: int = 4
     warmup_s: float = 0.1
+    change_memory_s: float = 0.5
+    change_threshold: float = 0.2
+    change_hold_s: float = 0.15
 
     def validated(self, fs: float, channels: int) -> "TdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
@@ -131,6 +143,9 @@ class TdParams:
         check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
         check_range("global_search_every", self.global_search_every, 1, 1_000_000, kind=int)
         check_range("warmup_s", self.warmup_s, 0.0, 60.0)
+        check_range("change_memory_s", self.change_memory_s, 0.02, 60.0)
+        check_range("change_threshold", self.change_threshold, 0.0, 1.0)
+        check_range("change_hold_s", self.change_hold_s, 0.0, 10.0)
         if self.voice != "auto":
             check_range("voice", self.voice, 0, q - 1, kind=int)
         return dataclasses.replace(self, update_every=int(every), sources=int(q),

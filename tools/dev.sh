@@ -44,7 +44,7 @@ install_python() {
   fi
   say "installing rtsep and its Python dependencies"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[test,bench]"
   echo "$want" >"$stamp"
 }
 

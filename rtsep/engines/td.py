@@ -22,7 +22,7 @@ def make_workspace(m: int, q: int) -> tuple:
     f = np.zeros
     return (f((m, m)), f((q, m)), f(m), f((m, m)), f((m, m)), f((q, q)), f((q, q)), f((q, q)),
             f((q, m)), f((q, m)), f((m, m, m, m)), f((q, q, q, q)), f((q, m, m, m)),
-            f((q, q, m, m)), f((q, q, q, m)), f((q, q)), f((m, q)), f(5))
+            f((q, q, m, m)), f((q, q, q, m)), f((q, q)), f((m, q)), f(5), f((m, m)), f((q, q)))
 
 
 class TimeDomainEngine:
@@ -54,11 +54,14 @@ class TimeDomainEngine:
         self._idx4, self._full_map = quartic_index_table(m)
         lam = math.exp(-1.0 / (p.memory_s * self.fs))
         a_hp = math.exp(-2.0 * math.pi * p.highpass_hz / self.fs)
-        self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, p.label_margin], dtype=np.float64)
+        lam_f = math.exp(-1.0 / (p.change_memory_s * self.fs))
+        self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, p.label_margin, 1.0 - lam_f,
+                              p.change_threshold], dtype=np.float64)
         pinned = -1 if p.voice == "auto" else int(p.voice)
         self._iprm = np.array([p.update_every, p.ref_mic, round(p.label_hold_s * self.fs),
                                round(p.crossfade_s * self.fs), pinned, p.global_search_every,
-                               round(p.warmup_s * self.fs)],
+                               round(p.warmup_s * self.fs), round(p.change_hold_s * self.fs),
+                               round(p.change_memory_s * self.fs), int(p.change_threshold < math.pi / 4)],
                               dtype=np.int64)
         self._ws = make_workspace(m, q)
         self._xf = np.zeros(m)
@@ -71,6 +74,8 @@ class TimeDomainEngine:
         self.hp = np.zeros((m, 2))
         self.cov = np.zeros((m, m))
         self.m4 = np.zeros(self._idx4.shape[0])
+        self.cov_f = np.zeros((m, m))
+        self.m4_f = np.zeros(self._idx4.shape[0])
         self.v = np.eye(q, m)
         self.rot = np.eye(q)
         self.w = np.zeros((q, m))
@@ -84,7 +89,7 @@ class TimeDomainEngine:
         self.kurt = np.zeros(q)
         start = 0 if self.params.voice == "auto" else int(self.params.voice)
         self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
-        self.cnt = np.zeros(5, dtype=np.int64)
+        self.cnt = np.zeros(9, dtype=np.int64)
 
     def process(self, x: np.ndarray, whitened: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Separate one block.
@@ -105,7 +110,8 @@ class TimeDomainEngine:
         background = np.empty(n)
         write_z = whitened is not None
         z = whitened if write_z else self._z_empty
-        td_process(x, voice, background, z, write_z, self.hp, self.cov, self.m4, self._idx4,
+        td_process(x, voice, background, z, write_z, self.hp, self.cov, self.m4, self.cov_f,
+                   self.m4_f, self._idx4,
                    self._full_map, self.v, self.rot, self.w, self.wv, self.dv, self.kurt,
                    self.lab, self.cnt, self._prm, self._iprm, self._xf, self._ws)
         return voice, background
@@ -122,7 +128,7 @@ class TimeDomainEngine:
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
-        names = ("hp", "cov", "m4", "v", "rot", "w", "wv", "dv", "kurt", "lab", "cnt")
+        names = ("hp", "cov", "m4", "cov_f", "m4_f", "v", "rot", "w", "wv", "dv", "kurt", "lab", "cnt")
         return {k: getattr(self, k).copy() for k in names}
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
@@ -138,5 +144,6 @@ class TimeDomainEngine:
             "updates": int(self.cnt[1]),
             "silent_updates": int(self.cnt[2]),
             "refused_updates": int(self.cnt[4]),
+            "changes_detected": int(self.cnt[7]),
             "samples_seen": int(self.cnt[0]),
         }

@@ -83,8 +83,9 @@ def subtract_gaussian_part(moment4: np.ndarray, cov: np.ndarray) -> None:
 
 
 @njit(cache=True, inline="always")
-def _pair_kurtoses(k0: float, k1: float, k2: float, k3: float, k4: float,
-                   phi: float) -> tuple[float, float]:
+def pair_kurtoses(k0: float, k1: float, k2: float, k3: float, k4: float,
+                  phi: float) -> tuple[float, float]:
+    """Kurtoses of a pair of outputs rotated by φ, from their five pair cumulants."""
     c = np.cos(phi)
     s = np.sin(phi)
     c2 = c * c
@@ -140,7 +141,7 @@ def pair_contrast_coefficients(k0: float, k1: float, k2: float, k3: float, k4: f
         coef[i] = 0.0
     for n in range(8):
         u = 2.0 * np.pi * n / 8.0
-        kp, kq = _pair_kurtoses(k0, k1, k2, k3, k4, 0.25 * u)
+        kp, kq = pair_kurtoses(k0, k1, k2, k3, k4, 0.25 * u)
         j = kp * kp + kq * kq
         coef[0] += j / 8.0
         coef[1] += j * np.cos(u) / 4.0

@@ -50,6 +50,9 @@ def update_label(kurt: np.ndarray, lab: np.ndarray, margin: float, hold_samples:
             lab[2] = 0
             lab[3] = 0
     else:
+        # the lead must be unbroken: between two talkers taking turns the
+        # kurtosis lead comes and goes, and a leaky count was measured to
+        # end in a swap mid-stream
         lab[2] = 0
 
 

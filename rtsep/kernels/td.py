@@ -11,18 +11,23 @@ State layout (owned by :class:`rtsep.engines.td.TimeDomainEngine`):
 
 - ``hp`` (M, 2): high-pass memory, previous input and output per mic;
 - ``cov`` (M, M): running covariance (upper triangle); ``m4`` (P,): running
-  distinct 4th moments;
+  distinct 4th moments; ``cov_f``, ``m4_f``: the same with a short memory,
+  for the change detector;
 - ``v`` (Q, M) whitening, ``rot`` (Q, Q) rotation, ``w`` (Q, M) per-output
   projection-back weights (output k = ``w[k] @ x``);
 - ``wv``, ``dv`` (M,): voice weights now and their per-sample increment;
 - ``kurt`` (Q,): excess kurtosis of each output; ``lab`` (4,): label state
   (see :mod:`rtsep.kernels.labels`);
-- ``cnt`` (5,) int64: samples seen, updates, updates skipped for silence,
-  global angle searches, weight updates refused by the runaway-gain guard.
+- ``cnt`` (9,) int64: samples seen, updates, updates skipped for silence,
+  global angle searches, weight updates refused by the runaway-gain guard,
+  samples in the long-memory window, change-detector hold, changes
+  detected, forced global searches left.
 
 Parameters: ``prm`` float64 = (1−λ, high-pass coefficient, eps_rel, label
-margin); ``iprm`` int64 = (K, reference mic, hold samples, crossfade samples,
-pinned output or −1, global-search period in updates, warm-up samples).
+margin, 1−λ of the short memory, change threshold); ``iprm`` int64 = (K,
+reference mic, hold samples, crossfade samples, pinned output or −1,
+global-search period in updates, warm-up samples, change hold samples,
+short-memory length in samples, change detector on/off).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .ica import jacobi_sweep, mode_product4, orthonormalise_rows, subtract_gaussian_part
+from .ica import (best_pair_angle, jacobi_sweep, mode_product4, orthonormalise_rows, pair_kurtoses,
+                  subtract_gaussian_part)
 from .labels import update_label
 from .moments import accumulate_moments, expand_quartic, forgetting_weight, symmetric_from_upper
 from .whitening import small_inverse, whitening_matrix
@@ -72,10 +78,68 @@ def _sandwich(d: np.ndarray, c: np.ndarray, tmp: np.ndarray, out: np.ndarray) ->
 
 
 @njit(cache=True)
-def td_update(cov: np.ndarray, m4: np.ndarray, full_map: np.ndarray, v: np.ndarray,
-              rot: np.ndarray, w: np.ndarray, wv: np.ndarray, dv: np.ndarray,
-              kurt: np.ndarray, lab: np.ndarray, cnt: np.ndarray, prm: np.ndarray,
-              iprm: np.ndarray, ws: tuple) -> None:
+def _detect_change(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarray,
+                   full_map: np.ndarray, d: np.ndarray, cnt: np.ndarray, prm: np.ndarray,
+                   iprm: np.ndarray, ws: tuple) -> None:
+    """Restart the long-memory statistics when the mixing has changed.
+
+    Second-order statistics cannot tell (whitening re-decorrelates any
+    mixture within its memory), so the test is 4th-order: on the
+    short-memory cumulants of the current outputs, the best pair rotation
+    should be ~0 when the demixer is right. If it is more than
+    ``prm[5]`` radians (and raises the contrast by a fifth), for the hold time,
+    the long-memory moments are replaced by the short-memory ones and the
+    growing window restarts there, so the old scene is forgotten at once.
+    """
+    if iprm[9] == 0 or cnt[5] < 2 * iprm[8]:
+        return
+    (cfull, v_new, evals, evecs, wmm, wqq, wqq2, wqq3, _d, dtmp, m4full, cum, w1, w2, w3,
+     cy, a, coef, cf_full, cyf) = ws
+    m = cov.shape[0]
+    q = d.shape[0]
+    symmetric_from_upper(cov_f, cf_full)
+    _sandwich(d, cf_full, dtmp, cyf)
+    expand_quartic(m4_f, full_map, m4full)
+    mode_product4(m4full, d, cum, w1, w2, w3)
+    subtract_gaussian_part(cum, cyf)
+    worst = 0.0
+    for p in range(q - 1):
+        for r in range(p + 1, q):
+            sp = cyf[p, p]
+            sr = cyf[r, r]
+            if sp <= 0.0 or sr <= 0.0:
+                continue
+            k0 = cum[p, p, p, p] / (sp * sp)
+            k1 = cum[p, p, p, r] / (sp * np.sqrt(sp * sr))
+            k2 = cum[p, p, r, r] / (sp * sr)
+            k3 = cum[p, r, r, r] / (sr * np.sqrt(sp * sr))
+            k4 = cum[r, r, r, r] / (sr * sr)
+            phi = best_pair_angle(k0, k1, k2, k3, k4, True, coef)
+            j0 = k0 * k0 + k4 * k4
+            kp, kr = pair_kurtoses(k0, k1, k2, k3, k4, phi)
+            if kp * kp + kr * kr > 1.2 * j0 + 1e-12:
+                worst = max(worst, abs(phi))
+    if worst > prm[5]:
+        cnt[6] += iprm[0]
+        if cnt[6] >= iprm[7]:
+            for i in range(m):
+                for j in range(m):
+                    cov[i, j] = cov_f[i, j]
+            for i in range(m4.shape[0]):
+                m4[i] = m4_f[i]
+            cnt[5] = iprm[8]
+            cnt[6] = 0
+            cnt[7] += 1
+            cnt[8] = 16  # search the whole circle of angles for the next updates
+    else:
+        cnt[6] = max(0, cnt[6] - iprm[0])
+
+
+@njit(cache=True)
+def td_update(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarray,
+              full_map: np.ndarray, v: np.ndarray, rot: np.ndarray, w: np.ndarray,
+              wv: np.ndarray, dv: np.ndarray, kurt: np.ndarray, lab: np.ndarray,
+              cnt: np.ndarray, prm: np.ndarray, iprm: np.ndarray, ws: tuple) -> None:
     """Recompute whitening, rotation, projection-back weights and the voice label.
 
     Called by :func:`td_process` every ``iprm[0]`` samples; the arguments are
@@ -83,7 +147,7 @@ def td_update(cov: np.ndarray, m4: np.ndarray, full_map: np.ndarray, v: np.ndarr
     scratch arrays (see :func:`rtsep.engines.td.make_workspace`).
     """
     (cfull, v_new, evals, evecs, wmm, wqq, wqq2, wqq3, d, dtmp, m4full, cum, w1, w2, w3,
-     cy, a, coef) = ws
+     cy, a, coef, cf_full, cyf) = ws
     m = cov.shape[0]
     q = v.shape[0]
     k_upd = iprm[0]
@@ -108,7 +172,9 @@ def td_update(cov: np.ndarray, m4: np.ndarray, full_map: np.ndarray, v: np.ndarr
     mode_product4(m4full, d, cum, w1, w2, w3)
     _sandwich(d, cfull, dtmp, cy)
     subtract_gaussian_part(cum, cy)
-    do_global = (cnt[1] % iprm[5]) == 1 or iprm[5] == 1
+    do_global = (cnt[1] % iprm[5]) == 1 or iprm[5] == 1 or cnt[8] > 0
+    if cnt[8] > 0:
+        cnt[8] -= 1
     if do_global:
         cnt[3] += 1
     jacobi_sweep(cum, cy, rot, do_global, coef)
@@ -147,6 +213,7 @@ def td_update(cov: np.ndarray, m4: np.ndarray, full_map: np.ndarray, v: np.ndarr
             w[:, :] = dtmp
         else:
             cnt[4] += 1
+    _detect_change(cov, m4, cov_f, m4_f, full_map, d, cnt, prm, iprm, ws)
     update_label(kurt, lab, prm[3], iprm[2], k_upd, iprm[4])
     xfade = iprm[3]
     if xfade > 0:
@@ -168,7 +235,7 @@ def td_update(cov: np.ndarray, m4: np.ndarray, full_map: np.ndarray, v: np.ndarr
 @njit(cache=True)
 def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.ndarray,
                write_z: bool, hp: np.ndarray, cov: np.ndarray, m4: np.ndarray,
-               idx4: np.ndarray, full_map: np.ndarray, v: np.ndarray, rot: np.ndarray,
+               cov_f: np.ndarray, m4_f: np.ndarray, idx4: np.ndarray, full_map: np.ndarray, v: np.ndarray, rot: np.ndarray,
                w: np.ndarray, wv: np.ndarray, dv: np.ndarray, kurt: np.ndarray,
                lab: np.ndarray, cnt: np.ndarray, prm: np.ndarray, iprm: np.ndarray,
                xf: np.ndarray, ws: tuple) -> None:
@@ -199,6 +266,8 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
     a_hp = prm[1]
     k_upd = iprm[0]
     ref = iprm[1]
+    beta_fast = prm[4]
+    detect = iprm[9] != 0
     for t in range(n):
         for i in range(m):
             raw = x[t, i]
@@ -219,6 +288,10 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                     s += v[k, i] * xf[i]
                 z[t, k] = s
         cnt[0] += 1
-        accumulate_moments(xf, forgetting_weight(cnt[0], beta_min), cov, m4, idx4)
+        cnt[5] += 1
+        accumulate_moments(xf, forgetting_weight(cnt[5], beta_min), cov, m4, idx4)
+        if detect:
+            accumulate_moments(xf, forgetting_weight(cnt[0], beta_fast), cov_f, m4_f, idx4)
         if cnt[0] % k_upd == 0:
-            td_update(cov, m4, full_map, v, rot, w, wv, dv, kurt, lab, cnt, prm, iprm, ws)
+            td_update(cov, m4, cov_f, m4_f, full_map, v, rot, w, wv, dv, kurt, lab, cnt, prm,
+                      iprm, ws)
