@@ -110,7 +110,11 @@ class TdParams:
         beyond which the mixing is taken to have changed; π/4 or more
         disables the detector.
     change_hold_s : float
-        How long (seconds) the correlation must stay above the threshold.
+        How long (seconds) the rotation must stay above the threshold.
+    outlier_sigma : float
+        Samples further than this (in whitened standard deviations) from the
+        origin enter the statistics shrunk to this radius, so clicks and
+        fault bursts cannot dominate the 4th moments; 0 disables.
     """
 
     memory_s: float = 2.0
@@ -128,6 +132,7 @@ class TdParams:
     change_memory_s: float = 0.5
     change_threshold: float = 0.2
     change_hold_s: float = 0.15
+    outlier_sigma: float = 5.0
 
     def validated(self, fs: float, channels: int) -> "TdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
@@ -146,6 +151,7 @@ class TdParams:
         check_range("change_memory_s", self.change_memory_s, 0.02, 60.0)
         check_range("change_threshold", self.change_threshold, 0.0, 1.0)
         check_range("change_hold_s", self.change_hold_s, 0.0, 10.0)
+        check_range("outlier_sigma", self.outlier_sigma, 0.0, 1e6)
         if self.voice != "auto":
             check_range("voice", self.voice, 0, q - 1, kind=int)
         return dataclasses.replace(self, update_every=int(every), sources=int(q),

@@ -9,7 +9,7 @@ import numpy as np
 
 from .config import check_channels, check_rate
 from .engines.base import engine_class
-from .errors import InputFormatError
+from .errors import ConfigError, InputFormatError, RtsepError
 
 
 @dataclass
@@ -69,6 +69,7 @@ class Separator:
         self.fs = check_rate(fs)
         self.channels = check_channels(channels)
         self.engine_name = engine
+        self._params = dict(params)
         self._engine = engine_class(engine)(self.fs, self.channels, **params)
         self.stats = StreamStats()
 
@@ -96,6 +97,38 @@ class Separator:
         """Forget the stream: the next sample is treated as the first one."""
         self._engine.reset()
         self.stats = StreamStats()
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume this stream elsewhere, as plain data.
+
+        Returns
+        -------
+        dict
+            ``fs``, ``channels``, ``engine``, ``params`` and the engine's state
+            arrays (numpy arrays; picklable, or savable with ``np.savez``).
+            :meth:`from_state` on it continues the stream exactly as if it
+            had never stopped.
+        """
+        eng = self._engine
+        if not hasattr(eng, "state_arrays"):
+            raise ConfigError(f"the {self.engine_name!r} engine cannot save its state yet")
+        return {"fs": self.fs, "channels": self.channels, "engine": self.engine_name,
+                "params": dict(self._params), "arrays": eng.state_arrays(),
+                "stats": dict(vars(self.stats))}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Separator":
+        """Rebuild a separator from :meth:`state` and continue the stream where it stopped."""
+        try:
+            sep = cls(state["fs"], channels=state["channels"], engine=state["engine"], **state["params"])
+            sep._engine.load_state_arrays(state["arrays"])
+            sep.stats = StreamStats(**state.get("stats", {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, RtsepError):
+                raise
+            raise ConfigError(f"not a saved rtsep state ({type(exc).__name__}: {exc}); "
+                              "save it with Separator.state()") from None
+        return sep
 
     def info(self) -> dict[str, Any]:
         """Diagnostics: engine values (voice index, kurtoses) and input counters."""

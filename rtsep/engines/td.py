@@ -56,7 +56,7 @@ class TimeDomainEngine:
         a_hp = math.exp(-2.0 * math.pi * p.highpass_hz / self.fs)
         lam_f = math.exp(-1.0 / (p.change_memory_s * self.fs))
         self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, p.label_margin, 1.0 - lam_f,
-                              p.change_threshold], dtype=np.float64)
+                              p.change_threshold, p.outlier_sigma], dtype=np.float64)
         pinned = -1 if p.voice == "auto" else int(p.voice)
         self._iprm = np.array([p.update_every, p.ref_mic, round(p.label_hold_s * self.fs),
                                round(p.crossfade_s * self.fs), pinned, p.global_search_every,
@@ -89,7 +89,7 @@ class TimeDomainEngine:
         self.kurt = np.zeros(q)
         start = 0 if self.params.voice == "auto" else int(self.params.voice)
         self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
-        self.cnt = np.zeros(9, dtype=np.int64)
+        self.cnt = np.zeros(10, dtype=np.int64)
 
     def process(self, x: np.ndarray, whitened: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Separate one block.
@@ -132,9 +132,16 @@ class TimeDomainEngine:
         return {k: getattr(self, k).copy() for k in names}
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
-        """Restore state saved by :meth:`state_arrays`."""
-        for k, val in state.items():
-            getattr(self, k)[...] = val
+        """Restore state saved by :meth:`state_arrays` (same fs, channels, params)."""
+        from ..errors import ConfigError
+
+        for k, mine in self.state_arrays().items():
+            val = np.asarray(state[k])
+            if val.shape != mine.shape:
+                raise ConfigError(f"saved state {k!r} has shape {val.shape}, this engine needs {mine.shape}; "
+                                  "resume with the same channels and parameters")
+        for k in self.state_arrays():
+            getattr(self, k)[...] = state[k]
 
     def info(self) -> dict[str, Any]:
         """Voice output index, output kurtoses, update counters."""
@@ -145,5 +152,6 @@ class TimeDomainEngine:
             "silent_updates": int(self.cnt[2]),
             "refused_updates": int(self.cnt[4]),
             "changes_detected": int(self.cnt[7]),
+            "outliers_shrunk": int(self.cnt[9]),
             "samples_seen": int(self.cnt[0]),
         }

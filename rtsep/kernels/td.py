@@ -18,13 +18,13 @@ State layout (owned by :class:`rtsep.engines.td.TimeDomainEngine`):
 - ``wv``, ``dv`` (M,): voice weights now and their per-sample increment;
 - ``kurt`` (Q,): excess kurtosis of each output; ``lab`` (4,): label state
   (see :mod:`rtsep.kernels.labels`);
-- ``cnt`` (9,) int64: samples seen, updates, updates skipped for silence,
+- ``cnt`` (10,) int64: samples seen, updates, updates skipped for silence,
   global angle searches, weight updates refused by the runaway-gain guard,
   samples in the long-memory window, change-detector hold, changes
-  detected, forced global searches left.
+  detected, forced global searches left, outlier samples shrunk.
 
 Parameters: ``prm`` float64 = (1−λ, high-pass coefficient, eps_rel, label
-margin, 1−λ of the short memory, change threshold); ``iprm`` int64 = (K,
+margin, 1−λ of the short memory, change threshold, outlier radius in σ); ``iprm`` int64 = (K,
 reference mic, hold samples, crossfade samples, pinned output or −1,
 global-search period in updates, warm-up samples, change hold samples,
 short-memory length in samples, change detector on/off).
@@ -51,6 +51,10 @@ _SILENT_TRACE = 1e-20
 #: A separated image may not be more than this many times (6 dB) as powerful
 #: as the reference mic it is an image at.
 _MAX_IMAGE_POWER = 4.0
+#: Largest gain of any mic in an output (40 dB). Projection-back weights of a
+#: mixing of condition number c are at most about c, so this admits mixings
+#: up to c ≈ 100 and stops a degenerate (rank-deficient) estimate.
+_MAX_WEIGHT = 100.0
 
 
 @njit(cache=True)
@@ -209,6 +213,12 @@ def td_update(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarr
                     pk += dtmp[k, i] * cfull[i, j] * dtmp[k, j]
             if not pk <= _MAX_IMAGE_POWER * cfull[ref, ref] + 1e-300:
                 plausible = False
+            for i in range(m):
+                # a direction the covariance has no energy in (two identical
+                # mics, a dead one) can get any gain without showing in pk;
+                # it explodes when that direction comes alive again
+                if not abs(dtmp[k, i]) <= _MAX_WEIGHT:
+                    plausible = False
         if plausible:
             w[:, :] = dtmp
         else:
@@ -267,6 +277,7 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
     k_upd = iprm[0]
     ref = iprm[1]
     beta_fast = prm[4]
+    clip2 = prm[6] * prm[6]
     detect = iprm[9] != 0
     for t in range(n):
         for i in range(m):
@@ -289,6 +300,22 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                 z[t, k] = s
         cnt[0] += 1
         cnt[5] += 1
+        if clip2 > 0.0 and cnt[0] > k_upd:
+            # a click, a stuck block or a fault burst would dominate the 4th
+            # moments for many memory lengths (its 4th power is 10⁴ times a
+            # normal sample's); beyond clip σ in whitened units its
+            # contribution to the statistics is shrunk to that radius
+            r2 = 0.0
+            for k in range(q):
+                s = 0.0
+                for i in range(m):
+                    s += v[k, i] * xf[i]
+                r2 += s * s
+            if r2 > clip2:
+                g = np.sqrt(clip2 / r2)
+                for i in range(m):
+                    xf[i] *= g
+                cnt[9] += 1
         accumulate_moments(xf, forgetting_weight(cnt[5], beta_min), cov, m4, idx4)
         if detect:
             accumulate_moments(xf, forgetting_weight(cnt[0], beta_fast), cov_f, m4_f, idx4)
