@@ -1,4 +1,4 @@
-"""Command line: ``rtsep devices | live | replay | demo | bench`` (``main(argv) -> int``).
+"""Command line: ``rtsep devices | live | replay | demo | bench | serve | client``.
 
 Every failure a user can fix is an :class:`RtsepError`, printed as one line
 ``rtsep: error: …`` with a non-zero exit status; no traceback is shown unless
@@ -157,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     bp = sub.add_parser("bench", help="speed, latency and quality, side by side with other separators")
     bench.add_bench_arguments(bp)
     bp.set_defaults(func=bench.cmd_bench)
+    from . import client, service  # neither imports websockets at import time
+
+    sv = sub.add_parser("serve", help="separate streams sent over WebSocket (ws://host:port)")
+    service.add_serve_arguments(sv)
+    sv.set_defaults(func=service.cmd_serve)
+    cl = sub.add_parser("client", help="stream a recording through `rtsep serve` and write voice/background WAVs")
+    client.add_client_arguments(cl)
+    cl.set_defaults(func=client.cmd_client)
     return p
 
 

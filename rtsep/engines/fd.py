@@ -49,12 +49,31 @@ class FdParams:
     memory_s : float
         Memory of the weighted covariances (seconds): longer is more
         accurate in a steady scene, shorter follows a moving talker.
-    start_s : float
-        Growing memory at the start: the covariances average all frames so
-        far until the memory reaches ``memory_s``; this offset (seconds)
-        sets how short the memory may be on the very first frames.
     iterations : int
         Auxiliary-function passes per frame (1 to 10).
+    warmup_s : float
+        Warm-up (seconds of non-silent audio, 0 to 10). The weight the
+        source model gives a frame depends on the demixer, which is still
+        wrong when the first frames arrive; during the warm-up every frame
+        is kept and all of them are re-weighted with the current demixers
+        every ``warmup_every`` frames (a batch AuxIVA pass). Afterwards the
+        engine is purely online. 0: online from the first frame.
+    warmup_every : int
+        Frames between the warm-up's batch passes (1 to 256).
+    warmup_passes : int
+        Batch passes each time (1 to 10).
+    start_s : float
+        First demixer estimate after this much non-silent audio (seconds,
+        at most ``warmup_s``), with ``start_passes`` batch passes at once.
+    start_passes : int
+        Batch passes at the start and at each restart (1 to 50).
+    restart_s : float
+        At 2, 4, 8 … times ``start_s``, up to ``restart_s`` (seconds, within
+        the warm-up; 0: never), the demixers are re-estimated from the
+        identity on all the audio so far and kept only if their likelihood is
+        better: demixers grown from the first fraction of a second can sit in
+        a local optimum where bands of bins hold the sources in opposite
+        order (IVA's block permutation), which later data does not undo.
     prior : {"laplace", "gauss"}
         Source model: Laplacian (weight 1/r) or time-varying Gaussian
         (weight 1/r²), r a source's norm across all bins.
@@ -80,6 +99,9 @@ class FdParams:
         with hysteresis; an int pins the voice to that IVA output.
     label_memory_s : float
         Memory of the running kurtosis of each output (seconds).
+    label_first_s : float
+        Seconds of separated output after which the first voice decision is
+        taken outright (the more kurtotic output), without margin or hold.
     label_margin : float
         Excess-kurtosis lead the other output must have before the label swaps.
     label_hold_s : float
@@ -90,18 +112,24 @@ class FdParams:
 
     frame: int | None = None
     overlap: int = 4
-    memory_s: float = 4.0
-    start_s: float = 0.05
-    iterations: int = 2
-    prior: str = "laplace"
+    memory_s: float = 16.0
+    iterations: int = 1
+    warmup_s: float = 4.0
+    warmup_every: int = 3
+    warmup_passes: int = 3
+    start_s: float = 0.25
+    start_passes: int = 10
+    restart_s: float = 2.0
+    prior: str = "gauss"
     whiten: bool = False
     min_hz: float = 60.0
-    eps_load: float = 1e-3
-    r_floor: float = 1e-2
+    eps_load: float = 1e-4
+    r_floor: float = 0.2
     ref_mic: int = 0
     second_mic: int = -1
     voice: str | int = "auto"
     label_memory_s: float = 3.0
+    label_first_s: float = 1.0
     label_margin: float = 0.5
     label_hold_s: float = 0.5
     crossfade_s: float = 0.02
@@ -118,9 +146,15 @@ class FdParams:
         if overlap not in (2, 4, 8):
             raise ConfigError(f"overlap={self.overlap!r} must be 2, 4 or 8 (frame / hop)")
         check_range("memory_s", self.memory_s, 0.05, 600.0)
-        check_range("start_s", self.start_s, 0.0, 600.0)
         iterations = check_range("iterations", self.iterations, 1, 10, kind=int)
-        if self.prior not in _PRIORS:
+        check_range("warmup_s", self.warmup_s, 0.0, 10.0)
+        every = check_range("warmup_every", self.warmup_every, 1, 256, kind=int)
+        passes = check_range("warmup_passes", self.warmup_passes, 1, 10, kind=int)
+        if self.warmup_s > 0:
+            check_range("start_s", self.start_s, 0.0, self.warmup_s)
+        start_passes = check_range("start_passes", self.start_passes, 1, 50, kind=int)
+        check_range("restart_s", self.restart_s, 0.0, 10.0)
+        if not isinstance(self.prior, str) or self.prior not in _PRIORS:
             raise ConfigError(f"prior={self.prior!r} is unknown; choose one of {', '.join(_PRIORS)}")
         if not isinstance(self.whiten, (bool, np.bool_)):
             raise ConfigError(f"whiten must be true or false, got {self.whiten!r}")
@@ -134,13 +168,16 @@ class FdParams:
         if second == ref:
             raise ConfigError(f"second_mic={self.second_mic!r} is the reference mic; pick another microphone")
         check_range("label_memory_s", self.label_memory_s, 0.05, 600.0)
+        check_range("label_first_s", self.label_first_s, 0.0, 600.0)
         check_range("label_margin", self.label_margin, 0.0, 100.0)
         check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
         check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
         if self.voice != "auto":
             check_range("voice", self.voice, 0, 1, kind=int)
         return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), iterations=int(iterations),
-                                   whiten=bool(self.whiten), ref_mic=int(ref), second_mic=int(second),
+                                   warmup_every=int(every), warmup_passes=int(passes),
+                                   start_passes=int(start_passes), whiten=bool(self.whiten),
+                                   ref_mic=int(ref), second_mic=int(second),
                                    voice=self.voice if self.voice == "auto" else int(self.voice))
 
 
@@ -177,15 +214,20 @@ class FrequencyDomainEngine:
         self._mics = np.array([p.ref_mic, p.second_mic])
         self._win_a, self._win_s = pr_windows(self.frame, self.hop)
         frames_per_s = self.fs / self.hop
-        a_final = math.exp(-1.0 / (p.memory_s * frames_per_s))
-        self._prm = np.array([a_final, p.eps_load, p.r_floor, _PRIORS[p.prior],
-                              p.start_s * frames_per_s], dtype=np.float64)
+        alpha = math.exp(-1.0 / (p.memory_s * frames_per_s))
+        self._prm = np.array([alpha, p.eps_load, p.r_floor, _PRIORS[p.prior]], dtype=np.float64)
         k_lo = min(int(math.ceil(p.min_hz * self.frame / self.fs)), self.n_bins - 1)
-        self._iprm = np.array([p.iterations, k_lo, int(p.whiten)], dtype=np.int64)
+        self._n_warm = int(round(p.warmup_s * frames_per_s))
+        n_start = int(round(p.start_s * frames_per_s)) if self._n_warm else 0
+        restart_last = int(round(p.restart_s * frames_per_s)) if self._n_warm else 0
+        self._iprm = np.array([p.iterations, k_lo, int(p.whiten), n_start, p.start_passes,
+                               p.warmup_every if self._n_warm else 0, p.warmup_passes,
+                               min(restart_last, self._n_warm)], dtype=np.int64)
         pinned = -1 if p.voice == "auto" else int(p.voice)
         self._lprm = np.array([math.exp(-1.0 / (p.label_memory_s * self.fs)), p.label_margin])
         self._liprm = np.array([self.hop, round(p.label_hold_s * self.fs),
-                                round(p.crossfade_s * self.fs), pinned], dtype=np.int64)
+                                round(p.crossfade_s * self.fs), pinned,
+                                round(p.label_first_s * self.fs)], dtype=np.int64)
         self.reset()
 
     def reset(self) -> None:
@@ -196,8 +238,9 @@ class FrequencyDomainEngine:
         self.w[:, 1, 1] = 1.0
         self.v = np.zeros((2, k, 2, 2), dtype=np.complex128)
         self.cov = np.zeros((k, 2, 2), dtype=np.complex128)
-        self.st = np.zeros(4)
-        self.mom = np.zeros(7)
+        self.st = np.zeros(6)
+        self.buf = np.zeros((max(self._n_warm, 1), 2, k), dtype=np.complex128)
+        self.mom = np.zeros(8)
         start = 0 if self.params.voice == "auto" else int(self.params.voice)
         self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
         self.tail = np.zeros((self.frame - 1, 2))
@@ -214,7 +257,8 @@ class FrequencyDomainEngine:
         gather_frames(ext, first, n_frames, h, self._win_a, frames)
         spec = np.fft.rfft(frames, axis=-1)
         img = np.empty_like(spec)
-        iva_frames(spec, self.w, self.v, self.cov, self.st, self._prm, self._iprm, img)
+        learned = np.empty(n_frames, dtype=np.int64)
+        iva_frames(spec, self.w, self.v, self.cov, self.buf, self.st, self._prm, self._iprm, img, learned)
         td = np.fft.irfft(img, n=n, axis=-1)
         out = np.empty((n_frames * h, 2))
         overlap_add(td, self._win_s, self.acc, h, out)
@@ -222,7 +266,7 @@ class FrequencyDomainEngine:
         ref = np.ascontiguousarray(ext[first:first + n_frames * h, 0])
         # absolute index of the first sample these frames complete
         s0 = int(self.count[0]) + first + 1 - n
-        label_images(out, ref, s0, self.mom, self.lab, self._lprm, self._liprm, res[0], res[1])
+        label_images(out, ref, s0, learned, self.mom, self.lab, self._lprm, self._liprm, res[0], res[1])
         return res[:, max(0, -s0):]
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,7 +311,7 @@ class FrequencyDomainEngine:
         self.process(rng.standard_normal((self.frame + 2 * self.hop, self.channels)) * 0.1)
         self.load_state_arrays(saved)
 
-    _STATE = ("w", "v", "cov", "st", "mom", "lab", "tail", "acc", "fifo", "count")
+    _STATE = ("w", "v", "cov", "buf", "st", "mom", "lab", "tail", "acc", "fifo", "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
@@ -286,6 +330,7 @@ class FrequencyDomainEngine:
             "frames": int(self.st[0]),
             "silent_frames": int(self.st[2]),
             "degenerate_bin_updates": int(self.st[3]),
+            "restarts_adopted": int(self.st[5]),
             "frame": self.frame,
             "hop": self.hop,
             "samples_seen": int(self.count[0]),

@@ -21,11 +21,10 @@ State layout (owned by :class:`rtsep.engines.fd.FrequencyDomainEngine`):
 - ``w`` (K, 2, 2) complex: demixing vectors, ``w[k, q]`` = w_q of bin k;
 - ``v`` (2, K, 2, 2) complex: weighted covariances V_q per bin;
 - ``cov`` (K, 2, 2) complex: plain covariance per bin (whitening variant);
-- ``st`` (4,) float64: frames learned from, running mean source norm,
-  frames skipped as silent, degenerate bin updates kept (counters).
-
-Parameters ``prm`` float64: (a_final, eps_load, r_floor_rel, shape,
-start_frames); ``iprm`` int64: (n_iter, first bin, whiten).
+- ``buf`` (B, 2, K) complex: the first B non-silent frames (warm-up);
+- ``st`` (6,) float64: frames learned from, running mean source norm,
+  frames skipped as silent, degenerate bin updates kept (counters), total
+  weight S of all frames so far (S <- alpha S + 1), restarts adopted.
 """
 
 from __future__ import annotations
@@ -187,121 +186,275 @@ def _whitened_pair(v1: np.ndarray, v2: np.ndarray, c: np.ndarray, out: np.ndarra
 
 
 @njit(cache=True)
-def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray,
-               st: np.ndarray, prm: np.ndarray, iprm: np.ndarray, img: np.ndarray) -> None:
+def _frame_norms(x: np.ndarray, w: np.ndarray, k_lo: int, r: np.ndarray) -> None:
+    """r[q] = RMS over bins >= k_lo of output q of one frame x (2, K)."""
+    n_bins = x.shape[1]
+    for q in range(2):
+        acc = 0.0
+        for k in range(k_lo, n_bins):
+            yq = np.conj(w[k, q, 0]) * x[0, k] + np.conj(w[k, q, 1]) * x[1, k]
+            acc += yq.real * yq.real + yq.imag * yq.imag
+        r[q] = math.sqrt(acc / (n_bins - k_lo))
+
+
+@njit(cache=True)
+def _weights(r: np.ndarray, floor: float, shape: float, phi: np.ndarray) -> None:
+    """Source-prior weights phi = G'(r)/r with the norm floored (quiet frames)."""
+    for q in range(2):
+        rq = r[q] if r[q] > floor else floor
+        phi[q] = rq ** (shape - 2.0)
+
+
+@njit(cache=True)
+def _accumulate(v: np.ndarray, x: np.ndarray, phi: np.ndarray, keep: float, gain: float,
+                k_lo: int) -> None:
+    """v[q] = keep * v[q] + gain * phi[q] * x x^H for every bin >= k_lo."""
+    for k in range(k_lo, x.shape[1]):
+        x0 = x[0, k]
+        x1 = x[1, k]
+        xx00 = x0.real * x0.real + x0.imag * x0.imag
+        xx11 = x1.real * x1.real + x1.imag * x1.imag
+        xx01 = x0 * np.conj(x1)
+        for q in range(2):
+            g = gain * phi[q]
+            v[q, k, 0, 0] = keep * v[q, k, 0, 0].real + g * xx00
+            v[q, k, 1, 1] = keep * v[q, k, 1, 1].real + g * xx11
+            v01 = keep * v[q, k, 0, 1] + g * xx01
+            v[q, k, 0, 1] = v01
+            v[q, k, 1, 0] = np.conj(v01)
+
+
+@njit(cache=True)
+def _update_demixers(v: np.ndarray, cov: np.ndarray, eps_load: float, whiten: int, k_lo: int,
+                     w: np.ndarray, st: np.ndarray, count_degenerate: bool) -> None:
+    """Closed-form update of every bin's demixer from the weighted covariances."""
+    loaded = np.empty((2, 2, 2), dtype=np.complex128)
+    wnew = np.empty((2, 2), dtype=np.complex128)
+    for k in range(k_lo, w.shape[0]):
+        for q in range(2):
+            load = eps_load * 0.5 * (v[q, k, 0, 0].real + v[q, k, 1, 1].real) + 1e-300
+            loaded[q, 0, 0] = v[q, k, 0, 0] + load
+            loaded[q, 1, 1] = v[q, k, 1, 1] + load
+            loaded[q, 0, 1] = v[q, k, 0, 1]
+            loaded[q, 1, 0] = v[q, k, 1, 0]
+        if whiten == 1:
+            ok = _whitened_pair(loaded[0], loaded[1], cov[k], wnew)
+        else:
+            ok = gev_pair(loaded[0], loaded[1], wnew)
+        if ok:
+            for q in range(2):
+                w[k, q, 0] = wnew[q, 0]
+                w[k, q, 1] = wnew[q, 1]
+        elif count_degenerate:
+            st[3] += 1.0
+
+
+@njit(cache=True)
+def _batch_pass(buf: np.ndarray, n: int, alpha: float, s_total: float, w: np.ndarray,
+                prm: np.ndarray, k_lo: int, st: np.ndarray, v: np.ndarray) -> None:
+    """Weighted covariances rebuilt from the n buffered frames with the current demixers.
+
+    Frame ``j`` (0 = oldest) is weighted ``alpha^(n-1-j) / s_total``, as the
+    online recursion would, but its source-model weight phi comes from the
+    current demixers instead of the ones it met on arrival.
+    """
+    shape = prm[3]
+    phi = np.empty(2)
+    r_all = np.empty((n, 2))
+    mean_r = 0.0
+    for j in range(n):
+        _frame_norms(buf[j], w, k_lo, r_all[j])
+        mean_r += 0.5 * (r_all[j, 0] + r_all[j, 1])
+    st[1] = mean_r / n
+    floor = prm[2] * st[1] + 1e-150
+    for q in range(2):
+        for k in range(k_lo, v.shape[1]):
+            for i in range(2):
+                for j in range(2):
+                    v[q, k, i, j] = 0.0
+    wgt = 1.0 / s_total
+    for j in range(n - 1, -1, -1):
+        _weights(r_all[j], floor, shape, phi)
+        _accumulate(v, buf[j], phi, 1.0, wgt, k_lo)
+        wgt *= alpha
+
+
+@njit(cache=True)
+def _contrast(buf: np.ndarray, n: int, w: np.ndarray, prm: np.ndarray, k_lo: int) -> float:
+    """IVA negative log-likelihood of the n buffered frames (time-varying Gaussian model).
+
+    ``sum_t sum_q K log r_qt^2 - 2 n sum_k log|det W_k|`` (K bins from
+    ``k_lo``): lower is better; invariant to a common scale of the demixers.
+    """
+    n_bins = w.shape[0]
+    r_all = np.empty((n, 2))
+    mean_r = 0.0
+    for j in range(n):
+        _frame_norms(buf[j], w, k_lo, r_all[j])
+        mean_r += 0.5 * (r_all[j, 0] + r_all[j, 1])
+    floor = prm[2] * mean_r / n + 1e-150
+    acc = 0.0
+    for j in range(n):
+        for q in range(2):
+            rq = r_all[j, q] if r_all[j, q] > floor else floor
+            acc += 2.0 * math.log(rq)
+    acc *= n_bins - k_lo
+    logdet = 0.0
+    for k in range(k_lo, n_bins):
+        det = w[k, 0, 0] * w[k, 1, 1] - w[k, 0, 1] * w[k, 1, 0]
+        logdet += math.log(abs(det) + 1e-300)
+    return acc - 2.0 * n * logdet
+
+
+@njit(cache=True)
+def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, buf: np.ndarray,
+               st: np.ndarray, prm: np.ndarray, iprm: np.ndarray, img: np.ndarray,
+               learned: np.ndarray) -> None:
     """Learn from F consecutive STFT frames and write each source's image at mic 0.
 
     Parameters
     ----------
     xf : ndarray, shape (F, 2, K), complex128
         Spectra of the two microphones (reference first).
-    w, v, cov, st : ndarray
+    w, v, cov, buf, st : ndarray
         State arrays (module docstring), updated in place.
-    prm : ndarray, shape (5,), float64
-        ``a_final`` forgetting factor per frame; ``eps_load`` diagonal
+    prm : ndarray, shape (4,), float64
+        ``alpha`` forgetting factor per frame; ``eps_load`` diagonal
         loading of V_q relative to its mean eigenvalue; ``r_floor_rel``
         floor of a source norm relative to its running mean; ``shape`` of
         the source prior (1 Laplacian: phi = 1/r; 0 time-varying Gaussian:
-        phi = 1/r^2); ``start_frames`` offsets the growing-memory count,
-        ``a = min(a_final, 1 - 1/(n + start_frames))``.
-    iprm : ndarray, shape (3,), int64
-        ``n_iter`` passes per frame; ``k_lo`` first bin separated (lower
-        bins go wholly to the background: DC and rumble); ``whiten`` 1 to
-        constrain the outputs to be uncorrelated per bin (whitening +
-        unitary update), 0 for the unconstrained IP2 update.
+        phi = 1/r^2).
+    iprm : ndarray, shape (8,), int64
+        ``n_iter`` online passes per frame; ``k_lo`` first bin separated
+        (lower bins go wholly to the background: DC and rumble); ``whiten``
+        1 to constrain the outputs to be uncorrelated per bin (whitening +
+        unitary update), 0 for the unconstrained IP2 update; ``n_start``:
+        the first update comes at this frame; ``start_passes`` batch passes
+        then; ``every``: during the warm-up (the first B = ``buf.shape[0]``
+        frames) a batch pass every this many frames; ``passes`` each time;
+        ``restart_last``: at frames ``n_start * 2^j`` up to this one the
+        demixers are also re-estimated from the identity over everything
+        buffered (``start_passes`` passes), and the solution with the better
+        likelihood is kept (0: no restarts).
     img : ndarray, shape (F, 2, K), complex128
         Written: image of each output at the reference microphone.
+    learned : ndarray, shape (F,), int64
+        Written: 1 once the demixers have been estimated (frame ``n_start``
+        on), 0 while the outputs are still the unseparated reference mic.
     """
     n_frames = xf.shape[0]
     n_bins = xf.shape[2]
-    a_final = prm[0]
-    eps_load = prm[1]
+    alpha = prm[0]
     r_floor_rel = prm[2]
     shape = prm[3]
-    start = prm[4]
     n_iter = iprm[0]
     k_lo = iprm[1]
     whiten = iprm[2]
-    nb = n_bins - k_lo
+    n_start = iprm[3]
+    start_passes = iprm[4]
+    every = iprm[5]
+    passes = iprm[6]
+    restart_last = iprm[7]
+    n_warm = buf.shape[0] if every > 0 else 0
+    w_save = np.empty_like(w)
     v_old = np.empty((2, n_bins, 2, 2), dtype=np.complex128)
-    y = np.empty((2, n_bins), dtype=np.complex128)
     r = np.empty(2)
     phi = np.empty(2)
-    newv = np.empty((2, 2, 2), dtype=np.complex128)
-    wnew = np.empty((2, 2), dtype=np.complex128)
     for t in range(n_frames):
+        x = xf[t]
         power = 0.0
         for k in range(k_lo, n_bins):
             for m in range(2):
-                z = xf[t, m, k]
+                z = x[m, k]
                 power += z.real * z.real + z.imag * z.imag
         if power > _SILENT_POWER:
             st[0] += 1.0
-            a = 1.0 - 1.0 / (st[0] + start)
-            if a > a_final:
-                a = a_final
+            n = int(st[0])
+            # total weight of the frames so far: a = 1 - 1/S averages the first
+            # frames exactly, a memory that starts short and grows
+            st[4] = alpha * st[4] + 1.0
+            a = 1.0 - 1.0 / st[4]
             for k in range(k_lo, n_bins):
-                x0 = xf[t, 0, k]
-                x1 = xf[t, 1, k]
-                cov[k, 0, 0] = a * cov[k, 0, 0] + (1.0 - a) * (x0.real * x0.real + x0.imag * x0.imag)
-                cov[k, 1, 1] = a * cov[k, 1, 1] + (1.0 - a) * (x1.real * x1.real + x1.imag * x1.imag)
+                x0 = x[0, k]
+                x1 = x[1, k]
+                cov[k, 0, 0] = a * cov[k, 0, 0].real + (1.0 - a) * (x0.real * x0.real + x0.imag * x0.imag)
+                cov[k, 1, 1] = a * cov[k, 1, 1].real + (1.0 - a) * (x1.real * x1.real + x1.imag * x1.imag)
                 cov[k, 0, 1] = a * cov[k, 0, 1] + (1.0 - a) * x0 * np.conj(x1)
                 cov[k, 1, 0] = np.conj(cov[k, 0, 1])
-                for q in range(2):
-                    for i in range(2):
-                        for j in range(2):
-                            v_old[q, k, i, j] = v[q, k, i, j]
-            for it in range(n_iter):
-                for q in range(2):
-                    acc = 0.0
-                    for k in range(k_lo, n_bins):
-                        yq = np.conj(w[k, q, 0]) * xf[t, 0, k] + np.conj(w[k, q, 1]) * xf[t, 1, k]
-                        y[q, k] = yq
-                        acc += yq.real * yq.real + yq.imag * yq.imag
-                    r[q] = math.sqrt(acc / nb)
-                if it == 0:
-                    # running mean norm (both sources) sets the floor that keeps
-                    # quiet frames from dominating the weighted covariances
-                    st[1] = a * st[1] + (1.0 - a) * 0.5 * (r[0] + r[1])
-                floor = r_floor_rel * st[1] + 1e-150
-                for q in range(2):
-                    rq = r[q] if r[q] > floor else floor
-                    phi[q] = rq ** (shape - 2.0)
-                for k in range(k_lo, n_bins):
-                    x0 = xf[t, 0, k]
-                    x1 = xf[t, 1, k]
-                    xx00 = x0.real * x0.real + x0.imag * x0.imag
-                    xx11 = x1.real * x1.real + x1.imag * x1.imag
-                    xx01 = x0 * np.conj(x1)
+            n_pass = 0
+            restart = False
+            if n <= n_warm:
+                for m in range(2):
+                    for k in range(n_bins):
+                        buf[n - 1, m, k] = x[m, k]
+                if n == n_start:
+                    n_pass = start_passes
+                elif n > n_start and ((n - n_start) % every == 0 or n == n_warm):
+                    n_pass = passes
+                if n_start > 0 and n > n_start and n <= restart_last and n % n_start == 0:
+                    q2 = n // n_start
+                    restart = (q2 & (q2 - 1)) == 0
+            if restart:
+                # demixers grown from little data can sit in a local optimum where
+                # bands of bins hold the sources in opposite order; a fresh batch
+                # estimate from the identity on all the data so far, kept only if
+                # its likelihood is better, gets out of it
+                for k in range(n_bins):
                     for q in range(2):
-                        g = (1.0 - a) * phi[q]
-                        v00 = a * v_old[q, k, 0, 0].real + g * xx00
-                        v11 = a * v_old[q, k, 1, 1].real + g * xx11
-                        v01 = a * v_old[q, k, 0, 1] + g * xx01
-                        v[q, k, 0, 0] = v00
-                        v[q, k, 1, 1] = v11
-                        v[q, k, 0, 1] = v01
-                        v[q, k, 1, 0] = np.conj(v01)
-                        load = eps_load * 0.5 * (v00 + v11) + 1e-300
-                        newv[q, 0, 0] = v00 + load
-                        newv[q, 1, 1] = v11 + load
-                        newv[q, 0, 1] = v01
-                        newv[q, 1, 0] = np.conj(v01)
-                    if whiten == 1:
-                        ok = _whitened_pair(newv[0], newv[1], cov[k], wnew)
-                    else:
-                        ok = gev_pair(newv[0], newv[1], wnew)
-                    if ok:
+                        for m in range(2):
+                            w_save[k, q, m] = w[k, q, m]
+                            w[k, q, m] = 1.0 if q == m else 0.0
+                for it in range(start_passes):
+                    _batch_pass(buf, n, alpha, st[4], w, prm, k_lo, st, v)
+                    _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, False)
+                if _contrast(buf, n, w, prm, k_lo) < _contrast(buf, n, w_save, prm, k_lo):
+                    st[5] += 1.0
+                else:
+                    for k in range(n_bins):
                         for q in range(2):
-                            w[k, q, 0] = wnew[q, 0]
-                            w[k, q, 1] = wnew[q, 1]
-                    elif it == 0:
-                        st[3] += 1.0
+                            for m in range(2):
+                                w[k, q, m] = w_save[k, q, m]
+                n_pass = max(n_pass, 1)
+            if n < n_start:
+                # too few frames to say anything: demixers decided on a handful
+                # of frames lock bands of bins into opposite permutations that
+                # later data does not undo, so they stay as they are
+                pass
+            elif n_pass > 0:
+                # warm-up: every buffered frame's weight is recomputed with the
+                # current demixers (as batch AuxIVA does); the online recursion
+                # could only give each frame the weight it met on arrival
+                for it in range(n_pass):
+                    _batch_pass(buf, n, alpha, st[4], w, prm, k_lo, st, v)
+                    _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, it == 0)
+            else:
+                for q in range(2):
+                    for k in range(k_lo, n_bins):
+                        for i in range(2):
+                            for j in range(2):
+                                v_old[q, k, i, j] = v[q, k, i, j]
+                for it in range(n_iter):
+                    _frame_norms(x, w, k_lo, r)
+                    if it == 0:
+                        # running mean norm sets the floor that keeps quiet
+                        # frames from dominating the weighted covariances
+                        st[1] = a * st[1] + (1.0 - a) * 0.5 * (r[0] + r[1])
+                    _weights(r, r_floor_rel * st[1] + 1e-150, shape, phi)
+                    for q in range(2):
+                        for k in range(k_lo, n_bins):
+                            for i in range(2):
+                                for j in range(2):
+                                    v[q, k, i, j] = v_old[q, k, i, j]
+                    _accumulate(v, x, phi, a, 1.0 - a, k_lo)
+                    _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, it == 0)
         else:
             st[2] += 1.0
+        learned[t] = 1 if st[0] >= n_start and st[0] > 0 else 0
         # projection back: with D[q, m] = conj(w[k, q, m]) and A = D^-1, the image
-        # of output q at mic 0 is A[0, q] y_q, and the two images sum to x_0
+        # of output q at mic 0 is A[0, q] y_q = D[1, 1] y_0 / det(D), and the two
+        # images sum to x_0
         for k in range(n_bins):
+            x0 = x[0, k]
             if k < k_lo:
                 img[t, 0, k] = 0.0
                 img[t, 1, k] = 0.0
@@ -311,22 +464,17 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray,
             d10 = np.conj(w[k, 1, 0])
             d11 = np.conj(w[k, 1, 1])
             det = d00 * d11 - d01 * d10
-            x0 = xf[t, 0, k]
-            x1 = xf[t, 1, k]
-            y0 = d00 * x0 + d01 * x1
-            y1 = d10 * x0 + d11 * x1
             if det.real * det.real + det.imag * det.imag > 1e-300:
-                img[t, 0, k] = d11 * y0 / det
-                img[t, 1, k] = x0 - d11 * y0 / det
+                im0 = d11 * (d00 * x0 + d01 * x[1, k]) / det
             else:
-                img[t, 0, k] = 0.0
-                img[t, 1, k] = x0
-            _ = y1
+                im0 = 0.0
+            img[t, 0, k] = im0
+            img[t, 1, k] = x0 - im0
 
 
 @njit(cache=True)
-def label_images(img: np.ndarray, ref: np.ndarray, s0: int, mom: np.ndarray, lab: np.ndarray,
-                 prm: np.ndarray, iprm: np.ndarray, voice: np.ndarray,
+def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, mom: np.ndarray,
+                 lab: np.ndarray, prm: np.ndarray, iprm: np.ndarray, voice: np.ndarray,
                  background: np.ndarray) -> None:
     """Running kurtosis of each output image, voice label with hysteresis, crossfade.
 
@@ -339,16 +487,22 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, mom: np.ndarray, lab
         The reference microphone at the same samples.
     s0 : int
         Absolute index of the first sample (negative: before the stream).
-    mom : ndarray, shape (7,), float64
+    learned : ndarray, shape (n // hop,), int64
+        Per frame (``hop`` samples each), whether the demixers were
+        estimated; the kurtosis ignores the unseparated start, whose
+        silent second output would look very kurtotic.
+    mom : ndarray, shape (8,), float64
         Samples counted; E[y^2], E[y^4] of output 0 and of output 1; the
-        excess kurtosis of output 0 and 1 at the last label update.
+        excess kurtosis of output 0 and 1 at the last label update; 1 once
+        the first decision is taken.
     lab : ndarray, shape (4,), int64
         Label state (:mod:`rtsep.kernels.labels`), updated in place.
     prm : ndarray, shape (2,), float64
         Forgetting factor per sample of the moments; label margin.
-    iprm : ndarray, shape (4,), int64
+    iprm : ndarray, shape (5,), int64
         Label period (samples, on the absolute index), hold samples,
-        crossfade samples, pinned output (-1: automatic).
+        crossfade samples, pinned output (-1: automatic), samples of
+        separated output before the first decision.
     voice, background : ndarray, shape (n,), float64
         Written; zero before the stream starts. ``background`` is the
         reference mic minus ``voice``, so the two always sum to the input.
@@ -359,12 +513,17 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, mom: np.ndarray, lab
     hold = iprm[1]
     xfade = iprm[2]
     pinned = iprm[3]
+    first = iprm[4]
     kurt = mom[5:7]
     for i in range(img.shape[0]):
         s = s0 + i
         if s < 0:
             voice[i] = 0.0
             background[i] = 0.0
+            continue
+        if learned[i // period] == 0:
+            voice[i] = img[i, lab[0]]
+            background[i] = ref[i] - voice[i]
             continue
         mom[0] += 1.0
         # growing window first (true averages), then exponential forgetting
@@ -379,7 +538,18 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, mom: np.ndarray, lab
             for q in range(2):
                 m2 = mom[1 + 2 * q]
                 kurt[q] = mom[2 + 2 * q] / (m2 * m2) - 3.0 if m2 > 1e-30 else 0.0
-            update_label(kurt, lab, margin, hold, period, pinned)
+            if mom[7] == 0.0 and mom[0] >= first and pinned < 0:
+                # first decision: which output starts as the voice is arbitrary,
+                # so no margin or hold; hysteresis only guards later swaps
+                mom[7] = 1.0
+                best = 0 if kurt[0] >= kurt[1] else 1
+                if best != lab[0]:
+                    lab[1] = lab[0]
+                    lab[0] = best
+                    lab[2] = 0
+                    lab[3] = 0
+            else:
+                update_label(kurt, lab, margin, hold, period, pinned)
         wgt = crossfade_weight(lab, xfade)
         v = wgt * img[i, lab[0]] + (1.0 - wgt) * img[i, lab[1]]
         if lab[3] < xfade:

@@ -242,7 +242,7 @@ def td_update(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarr
         dv[i] = (target - wv[i]) / k_upd
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.ndarray,
                write_z: bool, hp: np.ndarray, cov: np.ndarray, m4: np.ndarray,
                cov_f: np.ndarray, m4_f: np.ndarray, idx4: np.ndarray, full_map: np.ndarray, v: np.ndarray, rot: np.ndarray,

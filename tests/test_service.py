@@ -1,0 +1,246 @@
+"""``rtsep serve`` / ``rtsep.client``: real servers on free loopback ports, real sockets, bounded waits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip("websockets")
+
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.sync.client import connect  # noqa: E402
+
+from rtsep import Separator  # noqa: E402
+from rtsep.client import SeparationClient, ServiceError, add_client_arguments, cmd_client, stream_file  # noqa: E402
+from rtsep.service import ServerThread, ServiceConfig  # noqa: E402
+
+FS = 16000
+T = 10.0  # seconds: upper bound on any single wait
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def signal(seed: int, n: int = 8000) -> np.ndarray:
+    """A two-mic instantaneous mixture of a pulsed (kurtotic) source and noise, float32."""
+    rng = np.random.default_rng(seed)
+    s1 = rng.laplace(size=n) * (np.sin(np.arange(n) / 400.0) > 0)
+    s2 = rng.standard_normal(n)
+    x = np.stack([s1, s2], 1) @ np.array([[0.8, 0.3], [0.4, 0.7]]).T
+    return (0.1 * x).astype(np.float32)
+
+
+def local(x: np.ndarray, engine: str = "td") -> tuple[np.ndarray, np.ndarray]:
+    return Separator(FS, engine=engine).process(x)
+
+
+def remote(url: str, x: np.ndarray, sizes=(256, 1, 100, 37), engine: str = "td", **kw) -> tuple[np.ndarray, np.ndarray, dict]:
+    vs, bs = [], []
+    with SeparationClient(url, FS, engine=engine, block=256, timeout=T, **kw) as c:
+        pos, i = 0, 0
+        while pos < x.shape[0]:
+            v, b = c.process(x[pos:pos + sizes[i % len(sizes)]])
+            assert v.shape == b.shape == (min(sizes[i % len(sizes)], x.shape[0] - pos),)
+            vs.append(v)
+            bs.append(b)
+            pos += sizes[i % len(sizes)]
+            i += 1
+        stats = c.close()
+    return np.concatenate(vs), np.concatenate(bs), stats
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ServerThread(ServiceConfig(port=0, max_frame_bytes=64 * 1024, idle_timeout_s=T, max_sessions=32)).start()
+    yield srv
+    srv.stop()
+
+
+def raw_error(url: str, *messages) -> tuple[dict, int]:
+    """Send messages on a raw WebSocket; return the server's JSON error and its close code."""
+    with connect(url, open_timeout=T, close_timeout=T, max_size=None) as ws:
+        err = None
+        for m in messages:
+            try:
+                ws.send(m)
+            except ConnectionClosed:  # the server may close before the last one is sent
+                break
+        try:
+            while True:
+                msg = ws.recv(timeout=T)
+                if isinstance(msg, str) and json.loads(msg).get("type") == "error":
+                    err = json.loads(msg)
+        except ConnectionClosed as exc:
+            return err, exc.rcvd.code
+    raise AssertionError("server did not close")
+
+
+CONF = json.dumps({"fs": FS, "channels": 2, "engine": "td", "format": "float32", "block": 256})
+
+
+def test_round_trip_bit_exact_float32(server):
+    x = signal(1)
+    v, b, stats = remote(server.url, x)
+    rv, rb = local(x)
+    assert np.array_equal(v, rv) and np.array_equal(b, rb)
+    assert stats["type"] == "stats" and stats["samples"] == x.shape[0] and stats["latency_samples"] == 0
+
+
+def test_round_trip_int16(server):
+    x16 = np.clip(np.rint(signal(2) * 32768), -32768, 32767).astype(np.int16)
+    v, b, _ = remote(server.url, x16, format="int16")
+    rv, rb = local(x16)
+    q = lambda y: np.clip(np.rint(y * 32768.0), -32768, 32767).astype(np.float32) / 32768.0  # noqa: E731
+    assert np.array_equal(v, q(rv)) and np.array_equal(b, q(rb))
+
+
+def test_fd_engine_reports_latency_and_matches(server):
+    x = signal(3, 4000)
+    v, b, stats = remote(server.url, x, engine="fd")
+    rv, rb = local(x, "fd")
+    assert stats["latency_samples"] == Separator(FS, engine="fd").latency_samples > 0
+    assert np.array_equal(v, rv) and np.array_equal(b, rb)
+
+
+def test_eight_concurrent_sessions(server):
+    results: dict[int, object] = {}
+
+    def run(k: int) -> None:
+        try:
+            x = signal(10 + k)
+            v, b, _ = remote(server.url, x, sizes=(64 + 24 * k,))
+            rv, rb = local(x)
+            results[k] = np.array_equal(v, rv) and np.array_equal(b, rb)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results[k] = exc
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {k: True for k in range(8)}
+
+
+def test_bad_sessions_leave_a_concurrent_good_one_intact(server):
+    x = signal(5, 16000)
+    rv, rb = local(x)
+    c = SeparationClient(server.url, FS, block=256, timeout=T)
+    first = c.process(x[:256])
+    done = 256
+
+    # Every kind of bad session, while the good one is open mid-stream.
+    err, code = raw_error(server.url, "{not json")
+    assert code == 1008 and "JSON" in err["message"]
+    err, code = raw_error(server.url, b"\x00" * 8)
+    assert code == 1003 and "config" in err["message"]
+    err, code = raw_error(server.url, json.dumps({"fs": FS, "engine": "xx"}))
+    assert code == 1008 and "engine" in err["message"]
+    err, code = raw_error(server.url, json.dumps({"fs": FS, "params": {"no_such_param": 1}}))
+    assert code == 1008 and "no_such_param" in err["message"]
+    err, code = raw_error(server.url, json.dumps({"fs": 100}))
+    assert code == 1008
+    err, code = raw_error(server.url, CONF, b"\x00" * 12)  # 12 bytes: 1.5 float32 stereo frames
+    assert code == 1003 and "whole number of frames" in err["message"]
+    err, code = raw_error(server.url, CONF, b"\x00" * (257 * 8))  # more than the declared block
+    assert code == 1009 and "larger than the declared block" in err["message"]
+    err, code = raw_error(server.url, CONF, b"\x00" * (65 * 1024))  # beyond --max-frame-bytes: cut by the library
+    assert code == 1009
+    err, code = raw_error(server.url, CONF, json.dumps({"type": "what"}))
+    assert code == 1008 and "unexpected" in err["message"]
+    # A client vanishing mid-stream, with a frame in flight.
+    ws = connect(server.url, open_timeout=T).__enter__()
+    ws.send(CONF)
+    ws.recv(timeout=T)
+    ws.send(x[:256].tobytes())
+    ws.close()
+
+    outs = [first]
+    while done < x.shape[0]:
+        outs.append(c.process(x[done:done + 256]))
+        done += 256
+    stats = c.close()
+    assert np.array_equal(np.concatenate([o[0] for o in outs]), rv)
+    assert np.array_equal(np.concatenate([o[1] for o in outs]), rb)
+    assert stats["samples"] == x.shape[0]
+    text = urllib.request.urlopen(server.url.replace("ws://", "http://") + "/metrics", timeout=T).read().decode()
+    assert "rtsep_sessions_failed_total" in text
+
+
+def test_token_required():
+    with ServerThread(ServiceConfig(port=0, token="s3cret")) as srv:
+        err, code = raw_error(srv.url, CONF)
+        assert code == 1008 and "token" in err["message"]
+        with pytest.raises(ServiceError, match="token"):
+            SeparationClient(srv.url, FS, token="wrong", timeout=T)
+        x = signal(6, 1000)
+        v, b, _ = remote(srv.url, x, token="s3cret")
+        assert np.array_equal(v, local(x)[0])
+
+
+def test_max_sessions_and_idle_timeout():
+    with ServerThread(ServiceConfig(port=0, max_sessions=1, idle_timeout_s=0.5)) as srv:
+        c = SeparationClient(srv.url, FS, timeout=T)
+        err, code = raw_error(srv.url, CONF)
+        assert code == 1013 and "busy" in err["message"]
+        c.abort()
+        err, code = raw_error(srv.url, CONF)  # configured, then silent: the idle timeout ends it
+        assert code == 1008 and "idle" in err["message"]
+
+
+def test_health_and_metrics(server):
+    base = server.url.replace("ws://", "http://")
+    assert urllib.request.urlopen(base + "/health", timeout=T).read() == b"ok\n"
+    remote(server.url, signal(7, 512))
+    resp = urllib.request.urlopen(base + "/metrics", timeout=T)
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    text = resp.read().decode()
+    values = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines() if ln and not ln.startswith("#")}
+    for name in ("rtsep_sessions_active", "rtsep_sessions_total", "rtsep_samples_processed_total",
+                 "rtsep_late_frames_total", "rtsep_real_time_factor"):
+        assert name in values
+    assert values["rtsep_samples_processed_total"] >= 512 and values["rtsep_sessions_total"] >= 1
+    with pytest.raises(urllib.error.HTTPError):  # any other plain HTTP path is not a WebSocket handshake
+        urllib.request.urlopen(base + "/nothing", timeout=T)
+
+
+def test_client_cli_writes_aligned_wavs_like_replay(server, tmp_path):
+    import soundfile as sf
+
+    from rtsep.replay import replay
+
+    x = signal(8, 6000)
+    wav = tmp_path / "in.wav"
+    sf.write(wav, x, FS, subtype="FLOAT")
+    p = argparse.ArgumentParser()
+    add_client_arguments(p)
+    args = p.parse_args([str(wav), "--server", server.url, "--out", str(tmp_path / "net"), "--engine", "fd", "-q"])
+    assert cmd_client(args) == 0
+    replay(wav, tmp_path / "rep", engine="fd", block=256)
+    for name in ("voice.wav", "background.wav"):
+        a, _ = sf.read(tmp_path / "net" / name, dtype="float32")
+        r, _ = sf.read(tmp_path / "rep" / name, dtype="float32")
+        assert a.shape == (6000,) and np.array_equal(a, r)
+    t = json.loads((tmp_path / "net" / "timing.json").read_text())
+    assert t["server_stats"]["samples"] == 6000 + t["latency_samples"]
+
+
+def test_client_unreachable_server_is_one_line_error(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ServiceError, match="cannot reach"):
+        SeparationClient(f"ws://127.0.0.1:{port}", FS, timeout=2)
+    x = signal(9, 100)
+    import soundfile as sf
+
+    sf.write(tmp_path / "in.wav", x, FS)
+    with pytest.raises(ServiceError):
+        stream_file(tmp_path / "in.wav", f"ws://127.0.0.1:{port}", tmp_path / "o")
