@@ -393,44 +393,115 @@ def score(name: str, m: Mixture, run: Run, sliding: bool) -> Score:
 # --------------------------------------------------------------------------- speed
 
 
+def _time_blocks(engine: str, fs: int, block: int, channels: int, blocks_n: int) -> dict[str, Any]:
+    from rtsep import Separator
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((block * blocks_n + fs, channels)) * 0.1
+    x[:, 1:] += 0.5 * x[:, :1]
+    try:
+        sep = Separator(fs, channels=channels, engine=engine).warmup()
+    except Exception as e:  # an engine that cannot run here must not lose the other rows
+        return dict(engine=engine, fs=fs, block=block, channels=channels, error=f"{type(e).__name__}: {e}")
+    sep.process(x[:fs])  # the steady state is what a live stream sees
+    ts = np.empty(blocks_n)
+    for i in range(blocks_n):
+        s = fs + i * block
+        t0 = time.perf_counter()
+        sep.process(x[s:s + block])
+        ts[i] = time.perf_counter() - t0
+    dur = block / fs
+    return dict(engine=engine, fs=fs, block=block, channels=channels, block_ms=1e3 * dur,
+                p50_ms=1e3 * float(np.percentile(ts, 50)), p99_ms=1e3 * float(np.percentile(ts, 99)),
+                max_ms=1e3 * float(ts.max()), rtf=float(ts.sum() / (blocks_n * dur)))
+
+
 def td_speed(quick: bool) -> list[dict[str, Any]]:
-    """Per-block time of the td engine at blocks 64/256/1024 and 16/48 kHz (one core, steady state).
+    """Per-block time of each engine over block sizes, sample rates and mic counts (one core).
+
+    td: blocks 32 … 4096 at 16 and 48 kHz with 2 mics, and 2/4/8 mics at
+    16 kHz, block 256 (PCA keeps the top 2 components). fd: blocks 256 …
+    4096 at 16 kHz.
 
     Returns
     -------
     list of dict
-        ``fs`` (Hz), ``block`` (samples), ``p50_ms``, ``p99_ms``, ``max_ms``,
-        ``block_ms`` and ``rtf`` (total time / audio time).
+        ``engine``, ``fs`` (Hz), ``block`` (samples), ``channels``, ``p50_ms``,
+        ``p99_ms``, ``max_ms``, ``block_ms`` and ``rtf`` (total time / audio time).
     """
-    from rtsep import Separator
-
-    blocks_n = 500 if quick else 2000
+    audio_s = 4.0 if quick else 20.0
     rows = []
-    for engine in ("td", "fd"):
-        for fs in (16000, 48000):
-            for block in (64, 256, 1024):
-                if engine == "fd" and (fs, block) != (16000, 256):
-                    continue  # one fd row: the room engine at its usual setting
-                rng = np.random.default_rng(0)
-                x = rng.standard_normal((block * blocks_n + fs, 2)) * 0.1
-                x[:, 1] += 0.5 * x[:, 0]
-                try:
-                    sep = Separator(fs, engine=engine).warmup()
-                except Exception as e:
-                    rows.append(dict(engine=engine, fs=fs, block=block, error=f"{type(e).__name__}: {e}"))
-                    continue
-                sep.process(x[:fs])  # the steady state is what a live stream sees
-                ts = np.empty(blocks_n)
-                for i in range(blocks_n):
-                    s = fs + i * block
-                    t0 = time.perf_counter()
-                    sep.process(x[s:s + block])
-                    ts[i] = time.perf_counter() - t0
-                dur = block / fs
-                rows.append(dict(engine=engine, fs=fs, block=block, block_ms=1e3 * dur,
-                                 p50_ms=1e3 * float(np.percentile(ts, 50)), p99_ms=1e3 * float(np.percentile(ts, 99)),
-                                 max_ms=1e3 * float(ts.max()), rtf=float(ts.sum() / (blocks_n * dur))))
+    blocks = (32, 64, 256, 1024, 4096) if quick else (32, 64, 128, 256, 512, 1024, 2048, 4096)
+    for fs in (16000, 48000):
+        for block in blocks:
+            rows.append(_time_blocks("td", fs, block, 2, max(50, int(audio_s * fs / block))))
+    for ch in (4, 8):
+        rows.append(_time_blocks("td", 16000, 256, ch, int(audio_s * 16000 / 256)))
+    for block in ((256, 1024) if quick else (256, 1024, 4096)):
+        rows.append(_time_blocks("fd", 16000, block, 2, max(20, int(audio_s * 16000 / block))))
     return rows
+
+
+def cold_start() -> list[dict[str, Any]]:
+    """Seconds from a fresh interpreter to a warmed-up Separator, with and without Numba's disk cache.
+
+    Each row is a separate ``python -c`` process: ``import rtsep`` then
+    ``Separator(...).warmup()``; "no cache" points ``NUMBA_CACHE_DIR`` at an
+    empty folder, "cache" runs the same command a second time on that folder.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    rows = []
+    code = ("import time; t=time.perf_counter(); import rtsep; "
+            "rtsep.Separator(16000, engine='{e}').warmup(); print(time.perf_counter()-t)")
+    for engine in ("td", "fd"):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            for label in ("no cache (JIT compile)", "cache (second start)"):
+                try:
+                    out = subprocess.run([sys.executable, "-c", code.format(e=engine)], env=env,
+                                         capture_output=True, text=True, timeout=600, check=True)
+                    rows.append(dict(engine=engine, case=label, seconds=float(out.stdout.strip().splitlines()[-1])))
+                except (subprocess.SubprocessError, ValueError, IndexError) as e:
+                    rows.append(dict(engine=engine, case=label, seconds=float("nan"), error=str(e)[:80]))
+    return rows
+
+
+def plot_speed(rows: list[dict[str, Any]], path_rtf: pathlib.Path, path_p99: pathlib.Path) -> None:
+    """RTF against block size, and p99 block time against block duration with the deadline drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if "error" not in r and r.get("channels", 2) == 2]
+    series = sorted({(r["engine"], r["fs"]) for r in ok})
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for eng, fs in series:
+        rr = sorted((r for r in ok if (r["engine"], r["fs"]) == (eng, fs)), key=lambda r: r["block"])
+        ax.loglog([r["block"] for r in rr], [r["rtf"] for r in rr], marker="o", label=f"{eng} {fs // 1000} kHz")
+    ax.set_xlabel("block (samples)")
+    ax.set_ylabel("real-time factor (one core)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path_rtf, dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for eng, fs in series:
+        rr = sorted((r for r in ok if (r["engine"], r["fs"]) == (eng, fs)), key=lambda r: r["block"])
+        ax.loglog([r["block_ms"] for r in rr], [r["p99_ms"] for r in rr], marker="o", label=f"{eng} {fs // 1000} kHz p99")
+    lim = [min(r["block_ms"] for r in ok), max(r["block_ms"] for r in ok)]
+    ax.loglog(lim, lim, "k--", lw=1, label="deadline (block duration)")
+    ax.set_xlabel("block duration (ms)")
+    ax.set_ylabel("per-block processing time, p99 (ms)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path_p99, dpi=100)
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- report
@@ -510,14 +581,23 @@ def summary_table(scores: list[Score]) -> str:
 
 def speed_table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of the per-block timings."""
-    head = "| engine | fs (Hz) | block | block (ms) | p50 (ms) | p99 (ms) | max (ms) | RTF |\n|---|---|---|---|---|---|---|---|"
+    head = ("| engine | fs (Hz) | mics | block | block (ms) | p50 (ms) | p99 (ms) | max (ms) | RTF |\n"
+            "|---|---|---|---|---|---|---|---|---|")
     out = [head]
     for r in rows:
+        ch = r.get("channels", 2)
         if "error" in r:
-            out.append(f"| {r['engine']} | {r['fs']} | {r['block']} | {r['error']} | | | | |")
+            out.append(f"| {r['engine']} | {r['fs']} | {ch} | {r['block']} | {r['error']} | | | | |")
         else:
-            out.append(f"| {r['engine']} | {r['fs']} | {r['block']} | {r['block_ms']:.1f} | {r['p50_ms']:.3f} "
+            out.append(f"| {r['engine']} | {r['fs']} | {ch} | {r['block']} | {r['block_ms']:.1f} | {r['p50_ms']:.3f} "
                        f"| {r['p99_ms']:.3f} | {r['max_ms']:.3f} | {r['rtf']:.4f} |")
+    return "\n".join(out)
+
+
+def cold_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of the cold-start times."""
+    out = ["| engine | start | import + warmup (s) |", "|---|---|---|"]
+    out += [f"| {r['engine']} | {r['case']} | {r['seconds']:.2f} |" for r in rows]
     return "\n".join(out)
 
 
@@ -544,12 +624,13 @@ def plot_convergence(scores: list[Score], mixture: str, path: pathlib.Path) -> N
 
 
 def write_report(out: pathlib.Path, scores: list[Score], speed: list[dict[str, Any]], info: dict[str, str],
-                 quick: bool, elapsed: float, plot_name: str | None, plot_mix: str | None) -> str:
+                 quick: bool, elapsed: float, plot_name: str | None, plot_mix: str | None,
+                 cold: list[dict[str, Any]] | None = None) -> str:
     """Write results.json and RESULTS.md into ``out``; return the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
         {"quick": quick, "machine": info, "elapsed_s": elapsed, "quality": [asdict(s) for s in scores],
-         "speed": speed}, indent=1, default=str))
+         "speed": speed, "cold_start": cold}, indent=1, default=str))
     lines = [
         f"# rtsep benchmark{' (--quick)' if quick else ''}",
         "",
@@ -575,7 +656,11 @@ def write_report(out: pathlib.Path, scores: list[Score], speed: list[dict[str, A
     ]
     if plot_name:
         lines += [f"![convergence]({plot_name})", "", f"Convergence on *{plot_mix}*.", ""]
-    lines += ["## Speed (per block, steady state, one core)", "", speed_table(speed), ""]
+    lines += ["## Speed (per block, steady state, one core)", "", speed_table(speed), "",
+              "![rtf](speed_rtf.png) ![p99](speed_p99.png)", ""]
+    if cold:
+        lines += ["## Cold start (fresh interpreter: import + kernel compilation or cache load)", "",
+                  cold_table(cold), ""]
     md = "\n".join(lines)
     (out / "RESULTS.md").write_text(md)
     return md
@@ -664,14 +749,21 @@ def run(quick: bool, out: pathlib.Path, methods: list[str] | None = None,
                 f"RTF {sc.rtf:.4f}  ({time.perf_counter() - t0:.1f} s) {'' if sc.status == 'ok' else sc.status}")
     log("timing blocks ...")
     speed = td_speed(quick)
+    log("cold start ...")
+    cold = cold_start()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        plot_speed(speed, out / "speed_rtf.png", out / "speed_p99.png")
+    except Exception as e:  # matplotlib is optional for the numbers
+        log(f"  speed plots skipped: {type(e).__name__}: {e}")
     plot_name = "convergence.png"
     try:
         plot_convergence(scores, plot_mix, out / plot_name)
     except Exception as e:  # matplotlib is optional for the numbers
         log(f"  plot skipped: {type(e).__name__}: {e}")
         plot_name = None
-    md = write_report(out, scores, speed, machine(), quick, time.perf_counter() - t_start, plot_name, plot_mix)
+    md = write_report(out, scores, speed, machine(), quick, time.perf_counter() - t_start, plot_name, plot_mix,
+                      cold)
     return scores, speed, md
 
 
@@ -686,7 +778,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(quality_table(scores))
     print()
     print(speed_table(speed))
-    print(f"\nwritten: {out / 'results.json'}, {out / 'RESULTS.md'}, {out / 'convergence.png'}")
+    print(f"\nwritten: {out / 'results.json'}, {out / 'RESULTS.md'}, {out / 'convergence.png'}, "
+          f"{out / 'speed_rtf.png'}, {out / 'speed_p99.png'}")
     return 0
 
 
