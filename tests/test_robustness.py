@@ -176,3 +176,61 @@ def test_a_file_with_a_corrupt_body_gives_one_line(tmp_path, capsys):
     assert "Traceback" not in err
     if code != 0:
         assert err.startswith("rtsep: error:") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.heavy
+@pytest.mark.skipif(NO_JIT, reason="seconds of audio; run compiled")
+def test_separation_reconverges_after_an_abrupt_change_of_mixing():
+    """Talker + background, the 2×2 mixing jumps to another at 8 s.
+
+    Measured (music/pink/babble × 2 seeds): 20 dB SIR improvement again after
+    1.0–2.5 s, median 1.1 s, with the change detector (1.0–3.75 s without).
+    """
+    from rtsep import speech
+    from rtsep.metrics import sliding_sir_improvement
+
+    from .conftest import require_speech
+
+    require_speech()
+    t_total, t_switch = 12, 8
+    n, sw = t_total * FS, t_switch * FS
+    times = []
+    for kind, seed in (("music", 2), ("pink", 2), ("babble", 1)):
+        v = speech.talker("it", t_total, seed=seed)
+        b = {"music": lambda: signals.music_like(n, FS, seed), "pink": lambda: signals.pink_noise(n, seed),
+             "babble": lambda: signals.babble(n, FS, seed)}[kind]()
+        a1, a2 = signals.mixing_matrix(5, seed), signals.mixing_matrix(5, seed + 7)
+        s = np.stack([v, b], 1).astype(np.float64)
+        x = np.concatenate([signals.mix(s[:sw], a1), signals.mix(s[sw:], a2)])
+        images = np.concatenate([s[:sw] * a1[0], s[sw:] * a2[0]]).T
+        vo, bo = Separator(FS).process(x)
+        seg = slice(sw, sw + 4 * FS)
+        t, sir = sliding_sir_improvement(np.stack([vo, bo])[:, seg], images[:, seg], x[seg, 0], FS, 1.0, 0.25)
+        ok = sir[0] >= 20
+        times.append(float(t[np.argmax(ok)]) if ok.any() else np.inf)
+    print("re-convergence times (s):", times)
+    assert np.median(times) <= 2.0
+    assert max(times) <= 3.0
+
+
+@pytest.mark.skipif(NO_JIT, reason="seconds of audio; run compiled")
+@pytest.mark.xfail(strict=True, reason="known limitation (issue 7 open): after the swap each output's "
+                   "level changes while the 2 s statistics still hold the old level, so both look like "
+                   "scale mixtures (kurtosis 3–8) and the label does not move within 6 s")
+def test_the_voice_label_follows_the_talker_once_when_the_mic_channels_are_swapped():
+    n, sw = 12 * FS, 6 * FS
+    rng = np.random.default_rng(3)
+    s = np.stack([rng.laplace(size=n), rng.uniform(-1, 1, n)], 1) * 0.1
+    a = np.array([[1.0, 0.6], [0.5, 1.0]])
+    x = np.concatenate([signals.mix(s[:sw], a), signals.mix(s[sw:], a[::-1])])  # cables swapped
+    sep = Separator(FS)
+    labels = []
+    for start in range(0, n, 512):
+        sep.process(x[start:start + 512])
+        labels.append(sep.info()["voice"])
+    labels = np.array(labels)
+    swaps = np.flatnonzero(np.diff(labels) != 0)
+    assert len(swaps) == 1                        # one swap, no flapping
+    t_swap = (swaps[0] + 1) * 512 / FS - 6.0
+    print(f"label followed after {t_swap:.2f} s")
+    assert 0 < t_swap <= 3.0
