@@ -8,19 +8,29 @@ weighted covariances with forgetting,
 
 so each source's weight comes from its norm across all bins: that ties the
 bins of one source together and there is no per-bin permutation problem.
-The update is the closed-form "IP2" solution for two sources: both demixing
-vectors are the generalised eigenvectors of the pencil (V_1, V_2), the one
-with the smaller ratio ``w^H V_1 w / w^H V_2 w`` extracting source 1, each
-scaled to ``w^H V_q w = 1``. It is the exact minimiser of the auxiliary
-function, so it needs no step size. Each output is projected back onto the
-reference microphone (``A = W^-1``, image ``A[0, q] y_q``), so the two
-images sum to the reference microphone's STFT exactly.
+Two closed-form updates minimise the auxiliary function exactly (no step
+size):
+
+- "IP2" (:func:`gev_pair`): both demixing vectors are the generalised
+  eigenvectors of the pencil (V_1, V_2), the one with the smaller ratio
+  ``w^H V_1 w / w^H V_2 w`` extracting source 1, each scaled to
+  ``w^H V_q w = 1``;
+- whitened (:func:`whitened_pair`, the default): the seed's PCA-then-rotation
+  per bin, ``W = U C^-1/2`` with C the bin's covariance, the outputs
+  constrained to be uncorrelated and U from the eigenvectors of the
+  whitened ``V_1 - V_2``.
+
+The first seconds are a warm-up: frames are kept and re-weighted in batch
+passes (see :func:`iva_frames`), because the weight a frame gets depends on
+the demixer, which is wrong when the first frames arrive. Each output is
+projected back onto the reference microphone (``A = W^-1``, image
+``A[0, q] y_q``), so the two images sum to the reference microphone's STFT.
 
 State layout (owned by :class:`rtsep.engines.fd.FrequencyDomainEngine`):
 
 - ``w`` (K, 2, 2) complex: demixing vectors, ``w[k, q]`` = w_q of bin k;
 - ``v`` (2, K, 2, 2) complex: weighted covariances V_q per bin;
-- ``cov`` (K, 2, 2) complex: plain covariance per bin (whitening variant);
+- ``cov`` (K, 2, 2) complex: plain covariance per bin (for the whitening);
 - ``buf`` (B, 2, K) complex: the first B non-silent frames (warm-up);
 - ``st`` (6,) float64: frames learned from, running mean source norm,
   frames skipped as silent, degenerate bin updates kept (counters), total
@@ -113,13 +123,27 @@ def gev_pair(v1: np.ndarray, v2: np.ndarray, out: np.ndarray) -> bool:
 
 
 @njit(cache=True)
-def _whitened_pair(v1: np.ndarray, v2: np.ndarray, c: np.ndarray, out: np.ndarray) -> bool:
-    """Whitening + unitary variant: W = U C^{-1/2}, U from the eigenvectors of V1~ - V2~.
+def whitened_pair(v1: np.ndarray, v2: np.ndarray, c: np.ndarray, out: np.ndarray) -> bool:
+    """Whitened update: W = U C^-1/2, U from the eigenvectors of the whitened V1 - V2.
 
     With the outputs constrained to be uncorrelated (the seed's PCA-then-
-    rotation idea, per bin), the auxiliary function is minimised by the
-    eigenvector of the whitened difference ``V1~ - V2~`` with the smaller
-    eigenvalue for source 1 and the other one for source 2.
+    rotation idea, per bin), ``sum_q w_q^H V_q w_q`` is minimised over the
+    unitary U by the eigenvector of ``C^-1/2 (V1 - V2) C^-1/2`` with the
+    smaller eigenvalue for source 1 and its orthogonal complement for source 2.
+
+    Parameters
+    ----------
+    v1, v2 : ndarray, shape (2, 2), complex128
+        Hermitian weighted covariances of source 1 and 2.
+    c : ndarray, shape (2, 2), complex128
+        Hermitian positive-definite covariance of the bin.
+    out : ndarray, shape (2, 2), complex128
+        ``out[q]`` receives w_q (``y_q = w_q^H x``); then ``W C W^H = I``.
+
+    Returns
+    -------
+    bool
+        False (``out`` untouched) if C is singular or the two eigenvalues tie.
     """
     # symmetric inverse square root of the 2x2 Hermitian covariance
     a = c[0, 0].real
@@ -238,7 +262,7 @@ def _update_demixers(v: np.ndarray, cov: np.ndarray, eps_load: float, whiten: in
             loaded[q, 0, 1] = v[q, k, 0, 1]
             loaded[q, 1, 0] = v[q, k, 1, 0]
         if whiten == 1:
-            ok = _whitened_pair(loaded[0], loaded[1], cov[k], wnew)
+            ok = whitened_pair(loaded[0], loaded[1], cov[k], wnew)
         else:
             ok = gev_pair(loaded[0], loaded[1], wnew)
         if ok:
@@ -280,6 +304,46 @@ def _batch_pass(buf: np.ndarray, n: int, alpha: float, s_total: float, w: np.nda
 
 
 @njit(cache=True)
+def _keep_output_order(buf: np.ndarray, n: int, w_old: np.ndarray, w: np.ndarray, k_lo: int) -> None:
+    """Swap all rows of ``w`` if its outputs follow the old demixers' in crossed order.
+
+    A restart from the identity may come out with the two outputs the other
+    way round; a pinned voice output (and the label) must not jump to the
+    other source for that, so the order whose source norms correlate best
+    over the buffered frames with the old ones is kept.
+    """
+    r_old = np.empty((n, 2))
+    r_new = np.empty((n, 2))
+    for j in range(n):
+        _frame_norms(buf[j], w_old, k_lo, r_old[j])
+        _frame_norms(buf[j], w, k_lo, r_new[j])
+    c = np.zeros((2, 2))
+    for a in range(2):
+        for b in range(2):
+            ma = 0.0
+            mb = 0.0
+            for j in range(n):
+                ma += r_old[j, a] / n
+                mb += r_new[j, b] / n
+            sab = 0.0
+            saa = 0.0
+            sbb = 0.0
+            for j in range(n):
+                da = r_old[j, a] - ma
+                db = r_new[j, b] - mb
+                sab += da * db
+                saa += da * da
+                sbb += db * db
+            c[a, b] = sab / math.sqrt(saa * sbb + 1e-300)
+    if c[0, 1] + c[1, 0] > c[0, 0] + c[1, 1]:
+        for k in range(w.shape[0]):
+            for m in range(2):
+                t0 = w[k, 0, m]
+                w[k, 0, m] = w[k, 1, m]
+                w[k, 1, m] = t0
+
+
+@njit(cache=True)
 def _contrast(buf: np.ndarray, n: int, w: np.ndarray, prm: np.ndarray, k_lo: int) -> float:
     """IVA negative log-likelihood of the n buffered frames (time-varying Gaussian model).
 
@@ -318,12 +382,13 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
         Spectra of the two microphones (reference first).
     w, v, cov, buf, st : ndarray
         State arrays (module docstring), updated in place.
-    prm : ndarray, shape (4,), float64
+    prm : ndarray, shape (5,), float64
         ``alpha`` forgetting factor per frame; ``eps_load`` diagonal
         loading of V_q relative to its mean eigenvalue; ``r_floor_rel``
         floor of a source norm relative to its running mean; ``shape`` of
         the source prior (1 Laplacian: phi = 1/r; 0 time-varying Gaussian:
-        phi = 1/r^2).
+        phi = 1/r^2); ``max_gain``: cap on the norm of each bin's gain from
+        the two mics to the voice image.
     iprm : ndarray, shape (8,), int64
         ``n_iter`` online passes per frame; ``k_lo`` first bin separated
         (lower bins go wholly to the background: DC and rumble); ``whiten``
@@ -355,6 +420,7 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
     every = iprm[5]
     passes = iprm[6]
     restart_last = iprm[7]
+    max_gain2 = prm[4] * prm[4]
     n_warm = buf.shape[0] if every > 0 else 0
     w_save = np.empty_like(w)
     v_old = np.empty((2, n_bins, 2, 2), dtype=np.complex128)
@@ -409,6 +475,7 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
                     _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, False)
                 if _contrast(buf, n, w, prm, k_lo) < _contrast(buf, n, w_save, prm, k_lo):
                     st[5] += 1.0
+                    _keep_output_order(buf, n, w_save, w, k_lo)
                 else:
                     for k in range(n_bins):
                         for q in range(2):
@@ -465,7 +532,17 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
             d11 = np.conj(w[k, 1, 1])
             det = d00 * d11 - d01 * d10
             if det.real * det.real + det.imag * det.imag > 1e-300:
-                im0 = d11 * (d00 * x0 + d01 * x[1, k]) / det
+                c = d11 / det
+                # gain from the mics to the image: past max_gain the demixer is
+                # ill-conditioned (two nearly parallel rows, e.g. estimated from
+                # a handful of frames) and the two images would be huge and
+                # cancel; the cap keeps the voice bounded, the images still sum
+                # to x_0 because the second is computed as the remainder
+                g2 = (c.real * c.real + c.imag * c.imag) * (
+                    d00.real * d00.real + d00.imag * d00.imag + d01.real * d01.real + d01.imag * d01.imag)
+                if g2 > max_gain2:
+                    c *= math.sqrt(max_gain2 / g2)
+                im0 = c * (d00 * x0 + d01 * x[1, k])
             else:
                 im0 = 0.0
             img[t, 0, k] = im0
