@@ -103,7 +103,7 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
                 v, b = sep.process(np.zeros((lat, reader.channels), dtype=np.float32))
                 emit(v, b)
         wall = time.perf_counter() - wall0
-        audio_s = sep.stats.samples / reader.fs
+        audio_s = done / reader.fs  # the input's length; the latency flush is not audio
         info = sep.info()
         timing = {
             "processing_s": processing,
@@ -116,7 +116,7 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
             "engine": engine,
             "block": block,
             "fs": reader.fs,
-            "frames": int(sep.stats.samples),
+            "frames": int(done),
             "voice_output": info.get("voice"),
             "nonfinite_samples": sep.stats.nonfinite,
             "clipped_samples": sep.stats.clipped,

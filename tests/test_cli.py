@@ -43,13 +43,14 @@ def test_replay_writes_voice_and_background_with_the_inputs_rate_and_length(ster
     timing = json.loads((out / "timing.json").read_text())
     assert {"processing_s", "audio_s", "rtf", "latency_samples"} <= timing.keys()
     assert timing["audio_s"] == pytest.approx(3.0)
+    assert timing["engine"] == "fd"  # the default for recordings: they are room mixtures
     assert 0 < timing["rtf"] < 1
     assert not list(out.glob(".*.part"))  # no temporary file left behind
     assert "real-time factor" in proc.stdout
 
 
 def test_replay_output_is_the_separator_output_bit_for_bit(stereo, tmp_path):
-    assert main(["replay", str(stereo), "-o", str(tmp_path), "--block", "100", "-q"]) == 0
+    assert main(["replay", str(stereo), "-o", str(tmp_path), "--block", "100", "-q", "--engine", "td"]) == 0
     x, _ = sf.read(stereo, dtype="float32")
     v_ref, b_ref = Separator(FS).process(x)
     v, _ = sf.read(tmp_path / "voice.wav", dtype="float32")
@@ -62,14 +63,14 @@ def test_replay_picks_two_channels_of_a_multichannel_file(stereo, tmp_path):
     x, _ = sf.read(stereo, dtype="float32")
     three = tmp_path / "three.wav"
     sf.write(three, np.column_stack([x[:, 1], x[:, 0] * 0, x[:, 0]]), FS)
-    assert main(["replay", str(three), "-o", str(tmp_path / "o"), "--channels", "3,1", "-q"]) == 0
+    assert main(["replay", str(three), "-o", str(tmp_path / "o"), "--channels", "3,1", "-q", "--engine", "td"]) == 0
     v, _ = sf.read(tmp_path / "o" / "voice.wav", dtype="float32")
     np.testing.assert_array_equal(v, Separator(FS).process(x)[0])
 
 
 def test_replay_engine_parameters_are_passed_and_validated(stereo, tmp_path):
-    assert main(["replay", str(stereo), "-o", str(tmp_path), "-q", "--param", "memory_s=1.5"]) == 0
-    proc = _run("replay", str(stereo), "-o", str(tmp_path), "--param", "memory_s=-1")
+    assert main(["replay", str(stereo), "-o", str(tmp_path), "-q", "--engine", "td", "--param", "memory_s=1.5"]) == 0
+    proc = _run("replay", str(stereo), "-o", str(tmp_path), "--engine", "td", "--param", "memory_s=-1")
     assert proc.returncode != 0 and "memory_s" in proc.stderr and "range" in proc.stderr
 
 

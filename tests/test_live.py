@@ -587,7 +587,7 @@ def test_end_to_end_separates_with_reported_latency_and_no_xruns(jack_server, tm
     mics, images, _ = _mixture(seconds)
     rec_dir = tmp_path / "rec"
     with _rig(mics, tmp_path / "rig.wav", tail=1.0, timeout=40) as rig:
-        r = _rtsep("live", "--input", "rtsep_rig", "--output", "rtsep_rig", "--play", "both",
+        r = _rtsep("live", "--input", "rtsep_rig", "--output", "rtsep_rig", "--play", "both", "--engine", "td",
                    "--record", str(rec_dir), "--duration", str(seconds + 2.0), "--no-dashboard", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     summary = r.stdout.strip().splitlines()[-1]
@@ -632,13 +632,14 @@ def test_end_to_end_separates_with_reported_latency_and_no_xruns(jack_server, tm
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("block", [64, 1024])
-def test_latency_matches_report_at_other_block_sizes(jack_server, tmp_path: Path, block: int) -> None:
+@pytest.mark.parametrize("block, engine", [(64, "td"), (1024, "td"), (256, "fd")])
+def test_latency_matches_report_at_other_block_sizes(jack_server, tmp_path: Path, block: int,
+                                                      engine: str) -> None:
     rng = np.random.default_rng(block)
     feed = (0.1 * rng.standard_normal((3 * FS, 2))).astype(np.float32)
     with _rig(feed, tmp_path / "rig.wav", tail=0.5, timeout=20):
         r = _rtsep("live", "--input", "rtsep_rig", "--output", "rtsep_rig", "--play", "both", "--block",
-                   str(block), "--record", str(tmp_path / "rec"), "--duration", "4", timeout=60)
+                   str(block), "--engine", engine, "--record", str(tmp_path / "rec"), "--duration", "4", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     st = json.loads((tmp_path / "rec" / "session.json").read_text())["stats"]
     loop = _read(tmp_path / "rig.wav")
