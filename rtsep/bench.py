@@ -526,6 +526,9 @@ def machine() -> dict[str, str]:
             info[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             info[pkg] = "not installed"
+    if hasattr(os, "getloadavg"):
+        # other work on a shared machine inflates every RTF: say how busy it was
+        info["load_avg_1min_at_end"] = f"{os.getloadavg()[0]:.2f}"
     return info
 
 
