@@ -81,13 +81,19 @@ def test_default_frame_is_64_ms() -> None:
 
 @pytest.mark.parametrize("bad", [
     dict(frame=1000), dict(frame=32), dict(frame="big"), dict(overlap=3), dict(memory_s=0),
-    dict(iterations=0), dict(prior="cauchy"), dict(prior=["gauss"]), dict(whiten="yes"), dict(min_hz=-1),
+    dict(iterations=0), dict(prior="cauchy"), dict(prior=["gauss"]), dict(whiten="maybe"), dict(whiten=2), dict(min_hz=-1),
     dict(ref_mic=2), dict(second_mic=0), dict(voice=2), dict(warmup_s=-1),
     dict(start_s=5.0), dict(label_margin=float("nan")),
 ])
 def test_bad_parameters_are_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
         FrequencyDomainEngine(FS, 2, **bad)
+
+
+@pytest.mark.parametrize("text,flag", [("false", False), ("On", True), (0, False), (True, True)])
+def test_flags_from_the_command_line(text, flag: bool) -> None:
+    assert FdParams(whiten=text).validated(FS, 2).whiten is flag
+    assert FdParams(frame="auto").validated(FS, 2).frame == 1024
 
 
 def test_unknown_parameter_is_refused() -> None:

@@ -35,6 +35,21 @@ _PRIORS = {"laplace": 1.0, "gauss": 0.0}
 _FRAMES_PER_CHUNK = 256
 
 
+def _as_bool(name: str, value: Any) -> bool:
+    """A flag from Python (bool, 0/1) or from the CLI / TOML ("true", "off", …)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
 @dataclass(frozen=True)
 class FdParams:
     """Parameters of the frequency-domain engine (streaming STFT + online IVA).
@@ -43,7 +58,8 @@ class FdParams:
     ----------
     frame : int or None
         STFT frame length (samples, a power of two, 64 to 16384). It is the
-        algorithmic latency. ``None``: the power of two nearest 64 ms.
+        algorithmic latency. ``None`` or ``"auto"``: the power of two
+        nearest 64 ms (1024 at 16 kHz).
     overlap : int
         Frame length / hop (2, 4 or 8).
     memory_s : float
@@ -146,7 +162,7 @@ class FdParams:
 
     def validated(self, fs: float, channels: int) -> "FdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
-        if self.frame is None:
+        if self.frame is None or self.frame == "auto":
             frame = 1 << max(6, min(14, round(math.log2(AUTO_FRAME_S * fs))))
         else:
             frame = check_range("frame", self.frame, 64, 16384, kind=int)
@@ -166,8 +182,7 @@ class FdParams:
         check_range("restart_s", self.restart_s, 0.0, 10.0)
         if not isinstance(self.prior, str) or self.prior not in _PRIORS:
             raise ConfigError(f"prior={self.prior!r} is unknown; choose one of {', '.join(_PRIORS)}")
-        if not isinstance(self.whiten, (bool, np.bool_)):
-            raise ConfigError(f"whiten must be true or false, got {self.whiten!r}")
+        whiten = _as_bool("whiten", self.whiten)
         check_range("min_hz", self.min_hz, 0.0, fs / 4)
         check_range("eps_load", self.eps_load, 0.0, 1.0)
         check_range("r_floor", self.r_floor, 0.0, 1.0)
@@ -187,7 +202,7 @@ class FdParams:
             check_range("voice", self.voice, 0, 1, kind=int)
         return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), iterations=int(iterations),
                                    warmup_every=int(every), warmup_passes=int(passes),
-                                   start_passes=int(start_passes), whiten=bool(self.whiten),
+                                   start_passes=int(start_passes), whiten=whiten,
                                    ref_mic=int(ref), second_mic=int(second),
                                    voice=self.voice if self.voice == "auto" else int(self.voice))
 
