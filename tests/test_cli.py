@@ -32,6 +32,7 @@ def stereo(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.heavy  # the default (fd) engine in plain Python runs at 20x real time: compiled pass only
 def test_replay_writes_voice_and_background_with_the_inputs_rate_and_length(stereo, tmp_path):
     out = tmp_path / "out"
     proc = _run("replay", str(stereo), "--out", str(out), "--block", "256")
@@ -110,7 +111,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
                                   "zero_length", "rate_too_low"])
 def test_bad_input_gives_one_clear_line_and_a_nonzero_exit_without_traceback(case, tmp_path):
     path, expected = _bad_files(tmp_path)[case]
-    proc = _run("replay", str(path), "--out", str(tmp_path / "out"))
+    proc = _run("replay", str(path), "--out", str(tmp_path / "out"), "--engine", "td")
     assert proc.returncode not in (0, 70), proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
@@ -120,7 +121,7 @@ def test_bad_input_gives_one_clear_line_and_a_nonzero_exit_without_traceback(cas
 
 def test_nan_input_still_leaves_valid_outputs_with_nan_replaced(tmp_path):
     path, _ = _bad_files(tmp_path)["nan"]
-    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "-q"]) != 0
+    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "-q", "--engine", "td"]) != 0
     v, fs = sf.read(tmp_path / "o" / "voice.wav", dtype="float32")
     assert v.shape == (FS,) and np.isfinite(v).all()
 
@@ -129,7 +130,7 @@ def test_clipped_input_warns_but_separates(tmp_path, capsys):
     x = np.clip(np.random.default_rng(2).standard_normal((FS, 2)), -1, 1).astype(np.float32)
     p = tmp_path / "clip.wav"
     sf.write(p, x, FS, subtype="FLOAT")
-    assert main(["replay", str(p), "-o", str(tmp_path / "o"), "-q"]) == 0
+    assert main(["replay", str(p), "-o", str(tmp_path / "o"), "-q", "--engine", "td"]) == 0
     assert "clipping" in capsys.readouterr().err
     v, _ = sf.read(tmp_path / "o" / "voice.wav")
     assert np.isfinite(v).all()

@@ -136,7 +136,7 @@ def test_every_common_file_format_is_read_and_separated(tmp_path, fmt, subtype):
     ext = {"WAV": "wav", "FLAC": "flac", "OGG": "ogg"}[fmt]
     path = tmp_path / f"in.{ext}"
     sf.write(path, x, FS, format=fmt, subtype=subtype)
-    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "-q"]) == 0
+    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "-q", "--engine", "td"]) == 0
     v, fs = sf.read(tmp_path / "o" / "voice.wav")
     assert fs == FS and v.shape[0] == sf.info(str(path)).frames
     assert np.isfinite(v).all() and np.abs(v).max() > 0.01
@@ -147,7 +147,7 @@ def test_sample_rates_from_8_to_96_khz_are_processed_at_their_own_rate(tmp_path,
     x = (_mixture(fs // 2, 2) * 0.5).astype(np.float32)
     path = tmp_path / "in.wav"
     sf.write(path, x, fs)
-    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "-q"]) == 0
+    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "-q", "--engine", "td"]) == 0
     assert sf.info(str(tmp_path / "o" / "background.wav")).samplerate == fs
 
 
@@ -157,7 +157,7 @@ def test_a_truncated_file_is_processed_up_to_the_damage_and_outputs_stay_valid(t
     sf.write(path, x, FS, subtype="PCM_16")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # the header still claims 2 s
-    code = main(["replay", str(path), "-o", str(tmp_path / "o"), "-q"])
+    code = main(["replay", str(path), "-o", str(tmp_path / "o"), "-q", "--engine", "td"])
     err = capsys.readouterr().err
     assert len([ln for ln in err.splitlines() if ln.strip()]) <= 1 and "Traceback" not in err
     assert code in (0, 3)
@@ -171,7 +171,7 @@ def test_a_file_with_a_corrupt_body_gives_one_line(tmp_path, capsys):
     raw = bytearray(path.read_bytes())
     raw[200:4000] = bytes(range(256)) * 15 + bytes(range(200))
     path.write_bytes(bytes(raw))
-    code = main(["replay", str(path), "-o", str(tmp_path / "o"), "-q"])
+    code = main(["replay", str(path), "-o", str(tmp_path / "o"), "-q", "--engine", "td"])
     err = capsys.readouterr().err
     assert "Traceback" not in err
     if code != 0:
