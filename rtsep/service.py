@@ -51,9 +51,9 @@ Concurrency
 -----------
 Each session's ``Separator.process`` runs in a bounded thread pool, off the
 event loop, so a slow session never delays another session's network I/O.
-The td engine's per-sample kernel is compiled with ``nogil=True``, so td
-sessions separate in parallel on all cores (measured: 96 real-time 16 kHz
-streams on 2 cores, against 48 while the kernel held the GIL). Sessions are
+The engines' kernels are compiled with ``nogil=True``, so sessions
+separate in parallel on all cores (measured on 2 cores: 96 real-time 16 kHz
+td streams, 48 while the kernel held the GIL; 8 fd streams, 2 before). Sessions are
 independent, so past one machine run several servers behind any WebSocket-
 capable load balancer (e.g. nginx ``proxy_pass`` with ``Upgrade`` headers,
 or HAProxy in TCP mode) with connection-level balancing; no state is shared.

@@ -370,7 +370,7 @@ def _contrast(buf: np.ndarray, n: int, w: np.ndarray, prm: np.ndarray, k_lo: int
     return acc - 2.0 * n * logdet
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, buf: np.ndarray,
                st: np.ndarray, prm: np.ndarray, iprm: np.ndarray, img: np.ndarray,
                learned: np.ndarray) -> None:
@@ -549,7 +549,7 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
             img[t, 1, k] = x0 - im0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, mom: np.ndarray,
                  lab: np.ndarray, prm: np.ndarray, iprm: np.ndarray, voice: np.ndarray,
                  background: np.ndarray) -> None:
