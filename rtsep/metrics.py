@@ -24,7 +24,8 @@ def _bss_eval(refs: np.ndarray, est: np.ndarray) -> tuple[np.ndarray, ...]:
     except ImportError:
         fast_bss_eval = None
     if fast_bss_eval is not None:
-        sdr, sir, sar, perm = fast_bss_eval.bss_eval_sources(refs, est, compute_permutation=True)
+        with np.errstate(divide="ignore"):  # a silent stretch of a window gives log10(0): -inf, not an error
+            sdr, sir, sar, perm = fast_bss_eval.bss_eval_sources(refs, est, compute_permutation=True)
         same_rows = bool(np.all(est == est[:1]))  # e.g. the unprocessed mixture: any assignment is the same
         if same_rows or np.array_equal(perm, np.arange(refs.shape[0])):
             return sdr, sir, sar

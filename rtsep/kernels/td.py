@@ -300,7 +300,9 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                 z[t, k] = s
         cnt[0] += 1
         cnt[5] += 1
-        if clip2 > 0.0 and cnt[0] > k_upd:
+        if clip2 > 0.0 and cnt[0] > iprm[8]:
+            # (from 0.5 s on: before, the whitening is too rough to judge and
+            # shrinking there slowed the demo's convergence, 27 → 16 dB whole-file)
             # a click, a stuck block or a fault burst would dominate the 4th
             # moments for many memory lengths (its 4th power is 10⁴ times a
             # normal sample's); beyond clip σ in whitened units its
