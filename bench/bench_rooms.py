@@ -289,16 +289,10 @@ def machine() -> str:
     import numba
     import scipy
 
-    cpu = platform.processor() or "?"
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from rtsep.bench import cpu_name
+
     pra = import_pyroomacoustics()
-    return (f"{cpu}, pinned to 1 core, python {platform.python_version()}, numpy {np.__version__}, "
+    return (f"{cpu_name()}, pinned to 1 core, python {platform.python_version()}, numpy {np.__version__}, "
             f"numba {numba.__version__}, scipy {scipy.__version__}, pyroomacoustics {pra.__version__}")
 
 

@@ -507,17 +507,20 @@ def plot_speed(rows: list[dict[str, Any]], path_rtf: pathlib.Path, path_p99: pat
 # --------------------------------------------------------------------------- report
 
 
-def machine() -> dict[str, str]:
-    """CPU, core count and library versions of this run."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo where there is one)."""
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    info = {"cpu": cpu, "cores_visible": str(os.cpu_count()), "pinned_to": "1 core",
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, str]:
+    """CPU, core count and library versions of this run."""
+    info = {"cpu": cpu_name(), "cores_visible": str(os.cpu_count()), "pinned_to": "1 core",
             "python": platform.python_version(), "os": platform.platform()}
     from importlib import metadata
 

@@ -211,25 +211,16 @@ def stream_file(path: str | os.PathLike, server: str, out_dir: str | os.PathLike
         Contents of ``timing.json``: server ``stats``, round-trip latency
         percentiles (ms), wall time (s).
     """
-    from .io_files import AtomicWavWriter, AudioReader
+    from .io_files import AlignedOutputWriter, AudioReader
 
     out = Path(out_dir)
     rtts: list[float] = []
     with AudioReader(path, channels) as reader, \
             SeparationClient(server, reader.fs, reader.channels, engine, format, block, params, token) as cli:
         lat = cli.latency_samples
-        to_skip = lat
         t_start = time.perf_counter()
-        with AtomicWavWriter(out / "voice.wav", reader.fs, 1) as wv, \
-                AtomicWavWriter(out / "background.wav", reader.fs, 1) as wb:
-            def emit(v: np.ndarray, b: np.ndarray) -> None:
-                nonlocal to_skip
-                if to_skip:  # the engine delay: drop its first outputs so the files align with the input
-                    k = min(to_skip, v.shape[0])
-                    v, b, to_skip = v[k:], b[k:], to_skip - k
-                if v.shape[0]:
-                    wv.write(v)
-                    wb.write(b)
+        with AlignedOutputWriter(out, reader.fs, lat) as writer:
+            emit = writer.write
 
             sent = 0
             for blk in reader.blocks(block):

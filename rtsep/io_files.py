@@ -181,5 +181,53 @@ class AtomicWavWriter:
         self.close()
 
 
+class AlignedOutputWriter:
+    """``voice.wav`` and ``background.wav`` aligned with the input: the engine latency is dropped.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Folder for the two files (written with :class:`AtomicWavWriter`).
+    fs : int
+        Sample rate (Hz).
+    skip : int
+        Engine latency (samples): the first ``skip`` output samples answer no
+        input sample and are dropped, so ``voice[i]`` answers input ``i``.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, fs: int, skip: int) -> None:
+        out = Path(out_dir)
+        self.voice_path, self.background_path = out / "voice.wav", out / "background.wav"
+        self._voice = AtomicWavWriter(self.voice_path, fs, 1)
+        try:
+            self._background = AtomicWavWriter(self.background_path, fs, 1)
+        except BaseException:
+            self._voice.close()
+            raise
+        self._skip = int(skip)
+
+    def write(self, voice: np.ndarray, background: np.ndarray) -> None:
+        """Append one block of outputs, shape (n,) each."""
+        if self._skip:
+            k = min(self._skip, voice.shape[0])
+            voice, background, self._skip = voice[k:], background[k:], self._skip - k
+        if voice.shape[0]:
+            self._voice.write(voice)
+            self._background.write(background)
+
+    def close(self) -> None:
+        """Finish both files under their final names."""
+        try:
+            self._voice.close()
+        finally:
+            self._background.close()
+
+    def __enter__(self) -> "AlignedOutputWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import BadAudioError
-from .io_files import AtomicWavWriter, AudioReader
+from .io_files import AlignedOutputWriter, AudioReader
 from .separator import Separator
 
 
@@ -76,20 +76,10 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
         sep = Separator(reader.fs, channels=reader.channels, engine=engine, **(params or {}))
         sep.warmup()
         lat = sep.latency_samples
-        voice_path, bg_path = out / "voice.wav", out / "background.wav"
         processing = 0.0
-        to_skip = lat
         wall0 = time.perf_counter()
-        with AtomicWavWriter(voice_path, reader.fs, 1) as wv, AtomicWavWriter(bg_path, reader.fs, 1) as wb:
-            def emit(v: np.ndarray, b: np.ndarray) -> None:
-                nonlocal to_skip
-                if to_skip:
-                    k = min(to_skip, v.shape[0])
-                    v, b, to_skip = v[k:], b[k:], to_skip - k
-                if v.shape[0]:
-                    wv.write(v)
-                    wb.write(b)
-
+        with AlignedOutputWriter(out, reader.fs, lat) as writer:
+            emit = writer.write
             done = 0
             for blk in reader.blocks(block):
                 t0 = time.perf_counter()
@@ -127,7 +117,8 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
         tmp = timing_path.with_name(".timing.json.part")
         tmp.write_text(json.dumps(timing, indent=2) + "\n")
         os.replace(tmp, timing_path)
-    result = ReplayResult({"voice": voice_path, "background": bg_path, "timing": timing_path}, timing)
+    result = ReplayResult({"voice": writer.voice_path, "background": writer.background_path,
+                           "timing": timing_path}, timing)
     name = Path(path).name
     if sep.stats.nonfinite:
         t_bad = sep.stats.first_nonfinite / reader.fs
