@@ -214,23 +214,35 @@ def test_separation_reconverges_after_an_abrupt_change_of_mixing():
 
 
 @pytest.mark.skipif(NO_JIT, reason="seconds of audio; run compiled")
-@pytest.mark.xfail(strict=True, reason="known limitation (issue 7 open): after the swap each output's "
-                   "level changes while the 2 s statistics still hold the old level, so both look like "
-                   "scale mixtures (kurtosis 3–8) and the label does not move within 6 s")
-def test_the_voice_label_follows_the_talker_once_when_the_mic_channels_are_swapped():
-    n, sw = 12 * FS, 6 * FS
+@pytest.mark.xfail(strict=True, reason="known limitation (issue 7): the label reads the 2 s cumulants "
+                   "through today's demixer; across the swap they are a scale mixture (kurtosis 3-8 for "
+                   "the uniform source) and the label stays on the wrong output for > 8 s")
+def test_the_voice_follows_the_kurtotic_source_once_after_the_mic_cables_are_swapped():
+    """The demixer still separates after the swap, but its outputs trade sources.
+
+    Tried and measured: kurtosis of each output as produced (running moments)
+    follows in 4.5 s but then a background that trades places with the talker
+    keeps the label for > 4 s (abrupt-change spec, pink seed 2: never back to
+    20 dB); dividing each output by its 0.25-1 s level first follows in 2.6 s
+    but lets two talkers' labels flap (SIR improvement 36 -> 2-8 dB).
+    """
+    n, sw = 14 * FS, 6 * FS
     rng = np.random.default_rng(3)
     s = np.stack([rng.laplace(size=n), rng.uniform(-1, 1, n)], 1) * 0.1
     a = np.array([[1.0, 0.6], [0.5, 1.0]])
     x = np.concatenate([signals.mix(s[:sw], a), signals.mix(s[sw:], a[::-1])])  # cables swapped
     sep = Separator(FS)
-    labels = []
+    labels, voice = [], []
     for start in range(0, n, 512):
-        sep.process(x[start:start + 512])
+        voice.append(sep.process(x[start:start + 512])[0])
         labels.append(sep.info()["voice"])
-    labels = np.array(labels)
-    swaps = np.flatnonzero(np.diff(labels) != 0)
-    assert len(swaps) == 1                        # one swap, no flapping
-    t_swap = (swaps[0] + 1) * 512 / FS - 6.0
-    print(f"label followed after {t_swap:.2f} s")
-    assert 0 < t_swap <= 3.0
+    v = np.concatenate(voice)
+    win = FS // 2
+    follows = np.array([abs(np.corrcoef(v[i:i + win], s[i:i + win, 0])[0, 1]) > 0.9
+                        for i in range(0, n, win)])
+    assert follows[2 * FS // win:sw // win].all()            # before the swap: the Laplacian source
+    t_back = np.flatnonzero(~follows[sw // win:])[-1] + 1      # first window for good after the swap
+    print(f"voice is the Laplacian source again {t_back * win / FS:.1f} s after the swap")
+    assert t_back * win <= 5 * FS
+    after = np.array(labels[sw // 512:])
+    assert np.count_nonzero(np.diff(after)) == 1               # one label move, no flapping
