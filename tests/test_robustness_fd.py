@@ -1,0 +1,203 @@
+"""Robustness of the fd engine: hostile streams (property-based) and recovery after faults.
+
+The fd counterparts of ``test_robustness.py`` (which covers td): the same
+hostile streams, with the fd output delayed by its latency (``frame - 1``
+samples). The recovery test measures both engines on the same real-speech
+mixtures with the issue's criterion: full separation again in the half second
+ending 2 s after the fault.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from rtsep import Separator, signals
+
+from .conftest import FS, NO_JIT, instantaneous_mix, require_speech, stream
+from .test_robustness import hostile_stream
+
+#: Gain of an fd output over the loudest finite input sample. Each bin's gain
+#: from the mics to the voice image is capped (max_gain_db=40, i.e. 100), but
+#: over whole frames the images stay near the input's level: measured ≤ 1.27
+#: (voice) and ≤ 1.11 (background) over 150 hostile streams; td's test uses 4.
+#: ``voice + background`` matched the reference within 6e-8 of the largest
+#: value (float32 outputs), hence the 1e-6 tolerance below.
+FD_GAIN_BOUND = 4.0
+
+
+# ---------------------------------------------------------------- hostile streams
+
+
+@pytest.mark.skipif(NO_JIT, reason="many seconds of audio per example; run compiled")
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_stream())
+def test_fd_process_never_raises_never_outputs_nan_and_answers_every_sample(case):
+    x, sizes = case
+    if sum(sizes) == 0:
+        sizes = sizes + [1]
+    n = x.shape[0]
+    sep = Separator(FS, engine="fd")
+    lat = sep.latency_samples
+    assert lat == sep.info()["latency_samples"] == 1023
+    v, b = stream(sep, x, sizes)  # asserts one output sample per input sample, block by block
+    assert v.shape == b.shape == (n,)
+    assert np.isfinite(v).all() and np.isfinite(b).all()
+    bad = ~np.isfinite(x)
+    assert sep.stats.nonfinite == int(bad.sum())
+    assert sep.stats.first_nonfinite == (int(np.flatnonzero(bad.any(axis=1))[0]) if bad.any() else -1)
+    clean = np.where(bad, 0.0, x)  # what the engine was given: NaN/Inf replaced by 0
+
+    # the first `lat` outputs answer "before the stream"; then output i + lat answers input i
+    assert not v[:lat].any() and not b[:lat].any()
+    # flushing `lat` zeros delivers the answers to the last `lat` inputs: every input answered once
+    v2, b2 = sep.process(np.zeros((lat, 2)))
+    v, b = np.concatenate([v, v2])[lat:], np.concatenate([b, b2])[lat:]
+    assert v.shape == b.shape == (n,) and sep.stats.samples == n + lat
+
+    # voice + background is the (NaN-cleaned) reference mic, aligned: nothing lost or invented
+    peak = np.abs(clean).max()
+    big = max(peak, np.abs(v).max(), np.abs(b).max())
+    np.testing.assert_allclose(v.astype(np.float64) + b, clean[:, 0], rtol=0, atol=1e-6 * big + 1e-30)
+    # bounded: never much louder than the loudest finite input
+    assert np.abs(v).max() <= FD_GAIN_BOUND * peak + 1e-6
+    assert np.abs(b).max() <= FD_GAIN_BOUND * peak + 1e-6
+
+    # and, faults or not, the output does not depend on how the stream was cut
+    whole_v, whole_b = Separator(FS, engine="fd").process(x)
+    np.testing.assert_array_equal(np.r_[whole_v[lat:], v2], v)
+    np.testing.assert_array_equal(np.r_[whole_b[lat:], b2], b)
+
+
+def test_fd_replaces_and_counts_nan_and_inf_in_a_short_stream():
+    """Cheap enough for the NUMBA_DISABLE_JIT pass: a small frame, 0.25 s."""
+    rng = np.random.default_rng(4)
+    x = rng.laplace(size=(FS // 4, 2)) * 0.05
+    x[100:140, 1] = np.nan
+    x[1000, 0] = np.inf
+    x[2000, 1] = -np.inf
+    sep = Separator(FS, engine="fd", frame=128, warmup_s=0.1, start_s=0.02)
+    lat = sep.latency_samples
+    assert lat == 127
+    v, b = stream(sep, x, [1, 0, 77, 500])
+    assert np.isfinite(v).all() and np.isfinite(b).all()
+    assert sep.stats.nonfinite == 42 and sep.stats.first_nonfinite == 100
+    clean = np.where(np.isfinite(x), x, 0.0)
+    np.testing.assert_allclose(v.astype(np.float64) + b, np.r_[np.zeros(lat), clean[:-lat, 0]], rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------- recovery after a fault
+
+T_FAULT = 6 * FS  # fd is out of its 4 s warm-up and converged by then
+AFTER_S = 2.0     # the issue: full separation again within 2 s after the fault ends
+FAULTS = ("nan_burst", "stuck_clipped_block", "dead_channel_0.5s", "silence_0.3s", "jump_+20dB_0.5s")
+#: (background, seed): real speech ("it") over pink noise or music, cond 5, instantaneous
+MIXTURES = (("pink", 3), ("music", 5))
+
+
+def _inject(x: np.ndarray, fault: str) -> tuple[np.ndarray, int]:
+    """A copy of x with the fault at T_FAULT; returns it and the sample where the fault ends."""
+    y, f0 = x.copy(), T_FAULT
+    if fault == "nan_burst":
+        y[f0:f0 + 200] = np.nan
+        return y, f0 + 200
+    if fault == "stuck_clipped_block":
+        y[f0:f0 + 1000] = 1.0
+        return y, f0 + 1000
+    if fault == "dead_channel_0.5s":
+        y[f0:f0 + FS // 2, 1] = 0.0
+        return y, f0 + FS // 2
+    if fault == "silence_0.3s":
+        y[f0:f0 + int(0.3 * FS)] = 0.0
+        return y, f0 + int(0.3 * FS)
+    assert fault == "jump_+20dB_0.5s"
+    y[f0:f0 + FS // 2] *= 10.0
+    return y, f0 + FS // 2
+
+
+@functools.lru_cache(maxsize=None)
+def _mixture(bg: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x (n, 2), voice image at mic 1 (n,)), long enough for the latest window plus fd's latency."""
+    from rtsep import speech
+
+    seconds = 9
+    n = seconds * FS
+    talker = speech.talker("it", seconds, seed=seed)
+    background = signals.pink_noise(n, seed) if bg == "pink" else signals.music_like(n, FS, seed)
+    x, images = instantaneous_mix(talker, background, 5, seed)
+    return x, images[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _clean_voice(engine: str, bg: str, seed: int) -> np.ndarray:
+    return Separator(FS, engine=engine).process(_mixture(bg, seed)[0])[0]
+
+
+def _window_sdr(voice: np.ndarray, image: np.ndarray, end: int, lat: int) -> float:
+    """SDR (dB) of the voice output against the voice image, half a second ending at input sample `end`."""
+    a = end - FS // 2
+    y = voice[a + lat:end + lat].astype(np.float64)
+    ref = image[a:end]
+    return float(10 * np.log10(np.sum(ref ** 2) / np.sum((y - ref) ** 2)))
+
+
+def _recovery(engine: str, fault: str) -> list[tuple[str, float, float]]:
+    """Per mixture: (name, fault-free SDR, faulty SDR) in the window ending AFTER_S after the fault."""
+    rows = []
+    for bg, seed in MIXTURES:
+        x, image = _mixture(bg, seed)
+        faulty, end = _inject(x, fault)
+        sep = Separator(FS, engine=engine)
+        lat = sep.latency_samples
+        v = sep.process(faulty)[0]
+        win_end = end + int(AFTER_S * FS)
+        rows.append((f"{bg}/{seed}", _window_sdr(_clean_voice(engine, bg, seed), image, win_end, lat),
+                     _window_sdr(v, image, win_end, lat)))
+    return rows
+
+
+def _known(reason: str):
+    return pytest.mark.xfail(strict=True, reason=reason)
+
+
+# Measured (window ending 2 s after the fault, SDR faulty - fault-free, dB, on pink/3 and music/5):
+#   td: nan -0.0/-0.0, stuck -9.1/-8.4, dead -17.1/-10.2, silence +0.0/+0.0, jump -1.2/-1.9
+#   fd: nan -0.0/+0.0, stuck -29.9/-1.7, dead -18.8/-5.2, silence -0.0/-0.3, jump -21.0/-12.9
+# The fault-free runs score 17.7-28.8 dB in these windows, the mixtures -3..+3 dB.
+# On 14 s versions of these mixtures (windows ending 0.5-7 s after the fault):
+# td is back after 2.5-5 s (stuck block) and 2.5-6.5 s (dead mic); fd's stuck block
+# (pink/3), dead mic (pink/3) and level jump are not back 7 s after the fault.
+_CASES = [
+    pytest.param("td", "nan_burst"),
+    pytest.param("td", "stuck_clipped_block", marks=_known(
+        "td needs 2.5-5 s after a stuck full-scale block on real speech (-9.1/-8.4 dB at 2 s)")),
+    pytest.param("td", "dead_channel_0.5s", marks=_known(
+        "td needs 2.5-6.5 s after 0.5 s of dead mic (-17.1/-10.2 dB at 2 s)")),
+    pytest.param("td", "silence_0.3s"),
+    pytest.param("td", "jump_+20dB_0.5s"),
+    pytest.param("fd", "nan_burst"),
+    pytest.param("fd", "stuck_clipped_block", marks=_known(
+        "fd: the block's 4th moment swaps the voice label to the background output for > 7 s "
+        "(the demixer itself recovers; running kurtosis has no outlier guard)")),
+    pytest.param("fd", "dead_channel_0.5s", marks=_known(
+        "fd: the demixer is still 5-19 dB worse 2 s after 0.5 s of dead mic (and 7 s after on pink/3)")),
+    pytest.param("fd", "silence_0.3s"),
+    pytest.param("fd", "jump_+20dB_0.5s", marks=_known(
+        "fd: half a second 20 dB louder leaves the demixer 12-21 dB worse for > 7 s")),
+]
+
+
+@pytest.mark.skipif(NO_JIT, reason="seconds of audio; run compiled")
+@pytest.mark.parametrize("engine, fault", _CASES)
+def test_separation_is_back_2_s_after_a_fault(engine, fault):
+    require_speech()
+    rows = _recovery(engine, fault)
+    for name, clean, faulty in rows:
+        print(f"{engine} {fault:22s} {name:8s} fault-free {clean:5.1f} dB, faulty {faulty:5.1f} dB "
+              f"({faulty - clean:+.1f}) in the 0.5 s ending {AFTER_S:g} s after the fault")
+    for name, clean, faulty in rows:
+        assert clean > 15.0, f"{name}: the fault-free run does not separate ({clean:.1f} dB)"
+        assert faulty > clean - 3.0, f"{name}: {faulty:.1f} dB vs {clean:.1f} dB without the fault"
