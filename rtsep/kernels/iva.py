@@ -32,9 +32,22 @@ State layout (owned by :class:`rtsep.engines.fd.FrequencyDomainEngine`):
 - ``v`` (2, K, 2, 2) complex: weighted covariances V_q per bin;
 - ``cov`` (K, 2, 2) complex: plain covariance per bin (for the whitening);
 - ``buf`` (B, 2, K) complex: the first B non-silent frames (warm-up);
-- ``st`` (6,) float64: frames learned from, running mean source norm,
-  frames skipped as silent, degenerate bin updates kept (counters), total
-  weight S of all frames so far (S <- alpha S + 1), restarts adopted.
+- ``cs`` (K, 2, 2) complex: short-memory covariance per bin (scene check);
+- ``lvl`` (L,) float64: log-power of the last L non-silent frames (a ring);
+- ``st`` (16,) float64: [0] frames learned from, [1] running mean source
+  norm, [2] frames skipped as silent, [3] degenerate bin updates kept, [4]
+  total weight S of all frames so far (S <- alpha S + 1), [5] restarts
+  adopted, [6] the outputs' short-memory coherence, [7] running mean
+  balance between the mics (dB), [8] frames written to ``lvl``, [9] frames
+  skipped as faulty (mic balance), [10] such frames in a row, [11] loud
+  frames shrunk, [12] frames left whose outputs are not label evidence,
+  [13] scene restarts, [14] the coherence's steady level, [15] frames the
+  coherence has stayed high.
+
+A scene check watches the two outputs over the last half second: separated
+outputs stay uncorrelated per bin, a moved talker or degenerate demixers
+make them coherent; when the coherence stays well above its steady level
+the warm-up starts again on the new scene (counted in st[13]).
 """
 
 from __future__ import annotations
@@ -370,26 +383,120 @@ def _contrast(buf: np.ndarray, n: int, w: np.ndarray, prm: np.ndarray, k_lo: int
     return acc - 2.0 * n * logdet
 
 
+@njit(cache=True)
+def _scene_check(x: np.ndarray, w: np.ndarray, cs: np.ndarray, beta: float, k_lo: int) -> float:
+    """Blend frame x into the short-memory covariances; return how alike the two outputs are.
+
+    Separated outputs are independent at every time scale, so over the last
+    fraction of a second each bin's two outputs should stay uncorrelated.
+    When the scene changes (a talker moves, the mics are moved) the
+    long-memory demixers mix the new scene and the outputs become coherent;
+    degenerate demixers (both outputs one source) look the same. Returns the
+    mean over bins of the outputs' coherence |c01| / sqrt(c00 c11), each bin
+    weighted by sqrt(c00 c11) (quiet bins are mostly estimation noise).
+    """
+    num = 0.0
+    den = 0.0
+    keep = 1.0 - beta
+    for k in range(k_lo, x.shape[1]):
+        x0 = x[0, k]
+        x1 = x[1, k]
+        c = cs[k]
+        c[0, 0] = keep * c[0, 0].real + beta * (x0.real * x0.real + x0.imag * x0.imag)
+        c[1, 1] = keep * c[1, 1].real + beta * (x1.real * x1.real + x1.imag * x1.imag)
+        c[0, 1] = keep * c[0, 1] + beta * x0 * np.conj(x1)
+        c[1, 0] = np.conj(c[0, 1])
+        a0 = w[k, 0, 0]
+        a1 = w[k, 0, 1]
+        b0 = w[k, 1, 0]
+        b1 = w[k, 1, 1]
+        p0 = _herm_quad(c, a0, a1)
+        p1 = _herm_quad(c, b0, b1)
+        # c01 = w_0^H C w_1
+        c01 = (np.conj(a0) * (c[0, 0] * b0 + c[0, 1] * b1) + np.conj(a1) * (c[1, 0] * b0 + c[1, 1] * b1))
+        num += abs(c01)
+        den += math.sqrt(max(p0, 0.0) * max(p1, 0.0))
+    return num / den if den > 0.0 else 0.0
+
+
+@njit(cache=True)
+def _classify_frame(p0: float, p1: float, clipped: bool, st: np.ndarray, lvl: np.ndarray,
+                    prm: np.ndarray, settled: bool) -> float:
+    """Judge one non-silent frame against the recent input; return its weight in the covariance.
+
+    - A frame whose power balance between the two mics is ``prm[8]`` dB off
+      its running mean (a dead or unplugged mic, one channel stuck) or that
+      holds clipped samples says nothing about the room: weight 0, it is not
+      learned from. Such frames lasting ``prm[9]`` frames in a row are
+      accepted as the new normal (the mics really changed; a hot input that
+      clips all the time must still be separated).
+    - A frame more than ``prm[7]`` times the median power of the last few
+      seconds (a bump, a gain glitch; speech is measured at most 33 times
+      its median, at 20 dB over quiet noise) enters the covariance shrunk to
+      the median power: half a second 20 dB up would otherwise set the
+      whitening for many seconds.
+    Either kind sets st[12] so that its outputs are not label evidence.
+    ``lvl`` holds the log-power of the last frames (a ring; st[8] counts
+    them); st[7] is the running mean balance (dB).
+    """
+    bal = 10.0 * math.log10((p1 + 1e-300) / (p0 + 1e-300))
+    power = p0 + p1
+    gate_db = prm[8]
+    if settled and ((gate_db > 0.0 and abs(bal - st[7]) > gate_db) or clipped):
+        st[9] += 1.0
+        st[10] += 1.0
+        if st[10] < prm[9]:
+            return 0.0
+        st[7] = bal
+    else:
+        st[10] = 0.0
+    st[7] += (bal - st[7]) / min(st[0] + 1.0, prm[12])
+    # median power of the last len(lvl) frames, this one included
+    size = lvl.shape[0]
+    count = int(st[8])
+    lvl[count % size] = math.log(power)
+    st[8] += 1.0
+    g = 1.0
+    if settled and prm[7] > 0.0:
+        med = math.exp(np.median(lvl[:min(count + 1, size)]))
+        if power > prm[7] * med:
+            # an outlier counts like a typical frame, no more
+            g = med / power
+            st[11] += 1.0
+    return g
+
+
 @njit(cache=True, nogil=True)
-def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, buf: np.ndarray,
-               st: np.ndarray, prm: np.ndarray, iprm: np.ndarray, img: np.ndarray,
-               learned: np.ndarray) -> None:
+def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray,
+               buf: np.ndarray, cs: np.ndarray, lvl: np.ndarray, st: np.ndarray, prm: np.ndarray,
+               iprm: np.ndarray, img: np.ndarray, learned: np.ndarray) -> None:
     """Learn from F consecutive STFT frames and write each source's image at mic 0.
 
     Parameters
     ----------
     xf : ndarray, shape (F, 2, K), complex128
         Spectra of the two microphones (reference first).
-    w, v, cov, buf, st : ndarray
+    clip : ndarray, shape (F,), int64
+        Clipped input samples in each frame (either mic).
+    w, v, cov, buf, cs, lvl, st : ndarray
         State arrays (module docstring), updated in place.
-    prm : ndarray, shape (5,), float64
-        ``alpha`` forgetting factor per frame; ``eps_load`` diagonal
-        loading of V_q relative to its mean eigenvalue; ``r_floor_rel``
-        floor of a source norm relative to its running mean; ``shape`` of
-        the source prior (1 Laplacian: phi = 1/r; 0 time-varying Gaussian:
-        phi = 1/r^2); ``max_gain``: cap on the norm of each bin's gain from
-        the two mics to the voice image.
-    iprm : ndarray, shape (8,), int64
+    prm : ndarray, shape (13,), float64
+        [0] ``alpha`` forgetting factor per frame; [1] ``eps_load`` diagonal
+        loading of V_q relative to its mean eigenvalue; [2] ``r_floor_rel``
+        floor of a source norm relative to its running mean; [3] ``shape``
+        of the source prior (1 Laplacian: phi = 1/r; 0 time-varying
+        Gaussian: phi = 1/r^2); [4] ``max_gain``: cap on the norm of each
+        bin's gain from the two mics to the voice image; [5] weight of a
+        frame in the short-memory covariances of the scene check; [6] how
+        many times its steady level the coherence must reach; [7] a frame
+        more than this many times the recent median power is shrunk to it
+        in the plain covariance (0: off); [8] a frame whose mic balance is
+        this many dB off the running mean is not learned from (0: off); [9]
+        frames in a row after which such a balance (or clipping) is
+        accepted; [10] the coherence must also exceed this; [11] weight of a
+        frame in the coherence's steady level; [12] frames in the running
+        mean of the balance.
+    iprm : ndarray, shape (10,), int64
         ``n_iter`` online passes per frame; ``k_lo`` first bin separated
         (lower bins go wholly to the background: DC and rumble); ``whiten``
         1 to constrain the outputs to be uncorrelated per bin (whitening +
@@ -400,12 +507,17 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
         ``restart_last``: at frames ``n_start * 2^j`` up to this one the
         demixers are also re-estimated from the identity over everything
         buffered (``start_passes`` passes), and the solution with the better
-        likelihood is kept (0: no restarts).
+        likelihood is kept (0: no restarts); ``overlap`` frames per frame
+        length (a faulty frame taints the outputs of this many frames);
+        ``hold`` frames the coherence must stay high before the scene
+        restarts (0: no scene check).
     img : ndarray, shape (F, 2, K), complex128
         Written: image of each output at the reference microphone.
     learned : ndarray, shape (F,), int64
-        Written: 1 once the demixers have been estimated (frame ``n_start``
-        on), 0 while the outputs are still the unseparated reference mic.
+        Written: 0 while the outputs are still the unseparated reference
+        mic (before frame ``n_start``), 1 once the demixers are estimated,
+        2 for the outputs of a faulty frame, 3 when the scene restarted
+        (see :func:`label_images`).
     """
     n_frames = xf.shape[0]
     n_bins = xf.shape[2]
@@ -421,6 +533,8 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
     passes = iprm[6]
     restart_last = iprm[7]
     max_gain2 = prm[4] * prm[4]
+    overlap = iprm[8]
+    hold = iprm[9]
     n_warm = buf.shape[0] if every > 0 else 0
     w_save = np.empty_like(w)
     v_old = np.empty((2, n_bins, 2, 2), dtype=np.complex128)
@@ -433,19 +547,31 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
             for m in range(2):
                 z = x[m, k]
                 power += z.real * z.real + z.imag * z.imag
+        gain = 0.0
         if power > _SILENT_POWER:
+            p0 = 0.0
+            for k in range(k_lo, n_bins):
+                z = x[0, k]
+                p0 += z.real * z.real + z.imag * z.imag
+            gain = _classify_frame(p0, power - p0, clip[t] > 0, st, lvl, prm, st[0] >= n_start and n_start > 0)
+            if gain < 1.0 or st[10] > 0.0:
+                # the outputs of a faulty frame (and of the frames overlapping
+                # it) must not feed the voice label's kurtosis either
+                st[12] = overlap
+        if gain > 0.0:
             st[0] += 1.0
             n = int(st[0])
             # total weight of the frames so far: a = 1 - 1/S averages the first
             # frames exactly, a memory that starts short and grows
             st[4] = alpha * st[4] + 1.0
             a = 1.0 - 1.0 / st[4]
+            ga = gain * (1.0 - a)
             for k in range(k_lo, n_bins):
                 x0 = x[0, k]
                 x1 = x[1, k]
-                cov[k, 0, 0] = a * cov[k, 0, 0].real + (1.0 - a) * (x0.real * x0.real + x0.imag * x0.imag)
-                cov[k, 1, 1] = a * cov[k, 1, 1].real + (1.0 - a) * (x1.real * x1.real + x1.imag * x1.imag)
-                cov[k, 0, 1] = a * cov[k, 0, 1] + (1.0 - a) * x0 * np.conj(x1)
+                cov[k, 0, 0] = a * cov[k, 0, 0].real + ga * (x0.real * x0.real + x0.imag * x0.imag)
+                cov[k, 1, 1] = a * cov[k, 1, 1].real + ga * (x1.real * x1.real + x1.imag * x1.imag)
+                cov[k, 0, 1] = a * cov[k, 0, 1] + ga * x0 * np.conj(x1)
                 cov[k, 1, 0] = np.conj(cov[k, 0, 1])
             n_pass = 0
             restart = False
@@ -514,9 +640,46 @@ def iva_frames(xf: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray, bu
                                     v[q, k, i, j] = v_old[q, k, i, j]
                     _accumulate(v, x, phi, a, 1.0 - a, k_lo)
                     _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, it == 0)
+            scene_restart = False
+            if hold > 0 and gain == 1.0:
+                # (a loud frame is not the scene: half a second of a bump
+                # would look like a new one and restart the learning)
+                coh = _scene_check(x, w, cs, prm[5], k_lo)
+                st[6] = coh
+                if n > n_warm + hold:
+                    # after the warm-up the outputs' short-term coherence has a
+                    # steady level (leakage, reverberation); a scene change
+                    # lifts it well above that level
+                    if st[14] <= 0.0:
+                        st[14] = coh
+                    if coh > prm[6] * st[14] and coh > prm[10]:
+                        st[15] += 1.0
+                    else:
+                        st[15] = 0.0
+                        st[14] += prm[11] * (coh - st[14])
+                    if st[15] >= hold:
+                        scene_restart = True
+            if scene_restart:
+                # learn the new scene from scratch: the warm-up (batch passes
+                # over the new frames, restarts from the identity) starts again
+                # from today's demixers, and the long memories restart short
+                st[0] = 0.0
+                st[4] = 0.0
+                st[13] += 1.0
+                st[14] = 0.0
+                st[15] = 0.0
+        elif power > _SILENT_POWER:
+            pass  # a faulty frame: counted by _classify_frame
         else:
             st[2] += 1.0
-        learned[t] = 1 if st[0] >= n_start and st[0] > 0 else 0
+        code = 1 if st[0] >= n_start and st[0] > 0 else 0
+        if code == 1 and st[12] > 0.0:
+            code = 2
+        if power > _SILENT_POWER and gain > 0.0 and st[0] == 0.0:
+            code = 3  # the scene restarted: the label's evidence is stale
+        if st[12] > 0.0:
+            st[12] -= 1.0
+        learned[t] = code
         # projection back: with D[q, m] = conj(w[k, q, m]) and A = D^-1, the image
         # of output q at mic 0 is A[0, q] y_q = D[1, 1] y_0 / det(D), and the two
         # images sum to x_0
@@ -565,17 +728,20 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
     s0 : int
         Absolute index of the first sample (negative: before the stream).
     learned : ndarray, shape (n // hop,), int64
-        Per frame (``hop`` samples each), whether the demixers were
-        estimated; the kurtosis ignores the unseparated start, whose
-        silent second output would look very kurtotic.
+        Per frame (``hop`` samples each): 0 the demixers are not estimated
+        yet (the kurtosis ignores the unseparated start, whose silent second
+        output would look very kurtotic); 1 separated; 2 separated, but the
+        frame was faulty (its outputs are not evidence); 3 the scene
+        restarted here (the moments are discounted, see ``prm``).
     mom : ndarray, shape (8,), float64
         Samples counted; E[y^2], E[y^4] of output 0 and of output 1; the
         excess kurtosis of output 0 and 1 at the last label update; 1 once
         the first decision is taken.
     lab : ndarray, shape (4,), int64
         Label state (:mod:`rtsep.kernels.labels`), updated in place.
-    prm : ndarray, shape (2,), float64
-        Forgetting factor per sample of the moments; label margin.
+    prm : ndarray, shape (3,), float64
+        Forgetting factor per sample of the moments; label margin; the
+        sample count the moments are cut back to when the scene restarts.
     iprm : ndarray, shape (5,), int64
         Label period (samples, on the absolute index), hold samples,
         crossfade samples, pinned output (-1: automatic), samples of
@@ -586,6 +752,7 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
     """
     lam = prm[0]
     margin = prm[1]
+    stale = prm[2]
     period = iprm[0]
     hold = iprm[1]
     xfade = iprm[2]
@@ -598,19 +765,26 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
             voice[i] = 0.0
             background[i] = 0.0
             continue
-        if learned[i // period] == 0:
+        code = learned[i // period]
+        if code == 3 and mom[0] > stale:
+            # the scene restarted: what the moments know counts as if it were
+            # only ``stale`` samples old, so the new scene takes over quickly
+            mom[0] = stale
+        if code == 0 or code == 3:
             voice[i] = img[i, lab[0]]
             background[i] = ref[i] - voice[i]
             continue
-        mom[0] += 1.0
-        # growing window first (true averages), then exponential forgetting
-        b = 1.0 - 1.0 / mom[0]
-        if b > lam:
-            b = lam
-        for q in range(2):
-            e2 = img[i, q] * img[i, q]
-            mom[1 + 2 * q] = b * mom[1 + 2 * q] + (1.0 - b) * e2
-            mom[2 + 2 * q] = b * mom[2 + 2 * q] + (1.0 - b) * e2 * e2
+        if code == 1:
+            # (code 2: a faulty frame's outputs do not count as evidence)
+            mom[0] += 1.0
+            # growing window first (true averages), then exponential forgetting
+            b = 1.0 - 1.0 / mom[0]
+            if b > lam:
+                b = lam
+            for q in range(2):
+                e2 = img[i, q] * img[i, q]
+                mom[1 + 2 * q] = b * mom[1 + 2 * q] + (1.0 - b) * e2
+                mom[2 + 2 * q] = b * mom[2 + 2 * q] + (1.0 - b) * e2 * e2
         if (s + 1) % period == 0:
             for q in range(2):
                 m2 = mom[1 + 2 * q]
