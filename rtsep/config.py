@@ -115,6 +115,18 @@ class TdParams:
         Samples further than this (in whitened standard deviations) from the
         origin enter the statistics shrunk to this radius, so clicks and
         fault bursts cannot dominate the 4th moments; 0 disables.
+    change_min_gain : float
+        Least rise of the pair contrast (sum of squared excess kurtoses of
+        the short-memory outputs) that the rotation must bring before it
+        counts towards a change; below it the short-memory cumulants are
+        estimation noise (a talker's quiet stretch), not a new mixing.
+    stuck_s : float
+        A mic repeating exactly the same value for this long (seconds) is
+        stuck or dead (zeros): its samples, and the high-pass's ring-out
+        after it, are not learnt from; 0 disables.
+    dead_mic_db : float
+        A mic whose 2 ms power falls this many dB below another mic's is
+        dead: its samples are not learnt from; 0 disables.
     """
 
     memory_s: float = 2.0
@@ -133,6 +145,9 @@ class TdParams:
     change_threshold: float = 0.2
     change_hold_s: float = 0.15
     outlier_sigma: float = 5.0
+    change_min_gain: float = 0.25
+    stuck_s: float = 0.0005
+    dead_mic_db: float = 40.0
 
     def validated(self, fs: float, channels: int) -> "TdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
@@ -152,6 +167,9 @@ class TdParams:
         check_range("change_threshold", self.change_threshold, 0.0, 1.0)
         check_range("change_hold_s", self.change_hold_s, 0.0, 10.0)
         check_range("outlier_sigma", self.outlier_sigma, 0.0, 1e6)
+        check_range("change_min_gain", self.change_min_gain, 0.0, 1e6)
+        check_range("stuck_s", self.stuck_s, 0.0, 1.0)
+        check_range("dead_mic_db", self.dead_mic_db, 0.0, 300.0)
         if self.voice != "auto":
             check_range("voice", self.voice, 0, q - 1, kind=int)
         return dataclasses.replace(self, update_every=int(every), sources=int(q),

@@ -138,3 +138,31 @@ def test_hostile_input_never_produces_nan_inf_or_blows_up(case):
     assert np.abs(v).max() <= 4 * peak_in + 1e-9
     if case == "nan_burst":
         assert sep.stats.nonfinite == 201 and sep.stats.first_nonfinite == FS // 2
+
+
+@pytest.mark.parametrize("fault", ["stuck", "dead"])
+def test_a_stuck_or_dead_mic_is_counted_and_not_learnt_from(fault):
+    """Short enough for the NUMBA_DISABLE_JIT pass (the longer recovery specs are in test_robustness)."""
+    rng = np.random.default_rng(6)
+    n, f0 = FS // 2, FS // 4
+    s = np.stack([rng.laplace(size=n), rng.uniform(-1, 1, n)], 1) * 0.1
+    x = signals.mix(s, np.array([[1, 0.6], [0.5, 1]]))
+    if fault == "stuck":
+        x[f0:, 0] = 0.3  # caught on the 9th repeat of the value (stuck_s = 0.5 ms = 8 samples)
+        noticed = 9
+    else:
+        x[f0:, 1] = 1e-6 * rng.standard_normal(n - f0)  # a -100 dB floor: caught by the 2 ms power
+        noticed = FS // 25
+    eng = TimeDomainEngine(FS, 2)
+    eng.process(x[:f0 + noticed])
+    cov, m4, window = eng.cov.copy(), eng.m4.copy(), eng.cnt[5]
+    eng.process(x[f0 + noticed:])
+    np.testing.assert_array_equal(eng.cov, cov)
+    np.testing.assert_array_equal(eng.m4, m4)
+    assert eng.cnt[5] == window  # the long-memory window did not grow either
+    info = eng.info()
+    if fault == "stuck":
+        assert info["stuck_samples_skipped"] == n - f0 - 8 and info["dead_mic_samples_skipped"] == 0
+    else:
+        assert n - f0 - noticed <= info["dead_mic_samples_skipped"] < n - f0
+    assert info["samples_seen"] == n

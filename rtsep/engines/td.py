@@ -55,14 +55,24 @@ class TimeDomainEngine:
         lam = math.exp(-1.0 / (p.memory_s * self.fs))
         a_hp = math.exp(-2.0 * math.pi * p.highpass_hz / self.fs)
         lam_f = math.exp(-1.0 / (p.change_memory_s * self.fs))
+        # the short-term power for the dead-mic test: 2 ms
+        lam_pw = math.exp(-1.0 / (0.002 * self.fs))
+        dead_ratio = 10.0 ** (-p.dead_mic_db / 10.0) if p.dead_mic_db > 0 else 0.0
         self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, p.label_margin, 1.0 - lam_f,
-                              p.change_threshold, p.outlier_sigma], dtype=np.float64)
+                              p.change_threshold, p.outlier_sigma, p.change_min_gain,
+                              1.0 - lam_pw, dead_ratio], dtype=np.float64)
+        # after a stuck block the high-pass rings with the step it saw:
+        # learn again only once that has decayed by 60 dB (37 ms at 30 Hz)
+        hang = 0 if a_hp >= 1.0 else min(round(0.25 * self.fs), math.ceil(math.log(1e-3) / math.log(a_hp)))
+        stuck = round(p.stuck_s * self.fs)
+        if p.stuck_s > 0:
+            stuck = max(2, stuck)
         pinned = -1 if p.voice == "auto" else int(p.voice)
         self._iprm = np.array([p.update_every, p.ref_mic, round(p.label_hold_s * self.fs),
                                round(p.crossfade_s * self.fs), pinned, p.global_search_every,
                                round(p.warmup_s * self.fs), round(p.change_hold_s * self.fs),
-                               round(p.change_memory_s * self.fs), int(p.change_threshold < math.pi / 4)],
-                              dtype=np.int64)
+                               round(p.change_memory_s * self.fs), int(p.change_threshold < math.pi / 4),
+                               stuck, hang, round(p.memory_s * self.fs)], dtype=np.int64)
         self._ws = make_workspace(m, q)
         self._xf = np.zeros(m)
         self._z_empty = np.zeros((0, q))
@@ -89,7 +99,9 @@ class TimeDomainEngine:
         self.kurt = np.zeros(q)
         start = 0 if self.params.voice == "auto" else int(self.params.voice)
         self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
-        self.cnt = np.zeros(10, dtype=np.int64)
+        self.cnt = np.zeros(13, dtype=np.int64)
+        self.pw = np.zeros(m)
+        self.flt = np.zeros(m + 1, dtype=np.int64)
 
     def process(self, x: np.ndarray, whitened: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Separate one block.
@@ -113,7 +125,7 @@ class TimeDomainEngine:
         td_process(x, voice, background, z, write_z, self.hp, self.cov, self.m4, self.cov_f,
                    self.m4_f, self._idx4,
                    self._full_map, self.v, self.rot, self.w, self.wv, self.dv, self.kurt,
-                   self.lab, self.cnt, self._prm, self._iprm, self._xf, self._ws)
+                   self.lab, self.cnt, self.pw, self.flt, self._prm, self._iprm, self._xf, self._ws)
         return voice, background
 
     def warmup(self) -> None:
@@ -128,7 +140,8 @@ class TimeDomainEngine:
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
-        names = ("hp", "cov", "m4", "cov_f", "m4_f", "v", "rot", "w", "wv", "dv", "kurt", "lab", "cnt")
+        names = ("hp", "cov", "m4", "cov_f", "m4_f", "v", "rot", "w", "wv", "dv", "kurt", "lab", "cnt",
+                 "pw", "flt")
         return {k: getattr(self, k).copy() for k in names}
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
@@ -136,6 +149,9 @@ class TimeDomainEngine:
         from ..errors import ConfigError
 
         for k, mine in self.state_arrays().items():
+            if k not in state:
+                raise ConfigError(f"saved state lacks {k!r} (saved by another rtsep version?); "
+                                  "resume with the same channels and parameters and rtsep version")
             val = np.asarray(state[k])
             if val.shape != mine.shape:
                 raise ConfigError(f"saved state {k!r} has shape {val.shape}, this engine needs {mine.shape}; "
@@ -153,5 +169,7 @@ class TimeDomainEngine:
             "refused_updates": int(self.cnt[4]),
             "changes_detected": int(self.cnt[7]),
             "outliers_shrunk": int(self.cnt[9]),
+            "stuck_samples_skipped": int(self.cnt[10]),
+            "dead_mic_samples_skipped": int(self.cnt[11]),
             "samples_seen": int(self.cnt[0]),
         }

@@ -18,16 +18,25 @@ State layout (owned by :class:`rtsep.engines.td.TimeDomainEngine`):
 - ``wv``, ``dv`` (M,): voice weights now and their per-sample increment;
 - ``kurt`` (Q,): excess kurtosis of each output; ``lab`` (4,): label state
   (see :mod:`rtsep.kernels.labels`);
-- ``cnt`` (10,) int64: samples seen, updates, updates skipped for silence,
+- ``cnt`` (13,) int64: samples seen, updates, updates skipped for silence,
   global angle searches, weight updates refused by the runaway-gain guard,
   samples in the long-memory window, change-detector hold, changes
-  detected, forced global searches left, outlier samples shrunk.
+  detected, forced global searches left, outlier samples shrunk, samples
+  not learnt from because a mic was stuck (repeating one value, plus the
+  hang-over), samples not learnt from because a mic was dead, samples
+  left in which the label ignores its margin (after a change);
+- ``pw`` (M,): short-term power of each DC-free mic (the dead-mic test);
+  ``flt`` (M+1,) int64: per mic, how many times in a row its raw value
+  repeated (capped), then the fault hang-over samples left.
 
 Parameters: ``prm`` float64 = (1−λ, high-pass coefficient, eps_rel, label
-margin, 1−λ of the short memory, change threshold, outlier radius in σ); ``iprm`` int64 = (K,
-reference mic, hold samples, crossfade samples, pinned output or −1,
-global-search period in updates, warm-up samples, change hold samples,
-short-memory length in samples, change detector on/off).
+margin, 1−λ of the short memory, change threshold, outlier radius in σ,
+least contrast gain of a change, 1−λ of the short-term power, dead-mic power
+ratio); ``iprm`` int64 = (K, reference mic, hold samples, crossfade samples,
+pinned output or −1, global-search period in updates, warm-up samples,
+change hold samples, short-memory length in samples, change detector
+on/off, repeats that make a mic stuck (0: off), fault hang-over samples,
+label samples without margin after a change).
 """
 
 from __future__ import annotations
@@ -91,7 +100,8 @@ def _detect_change(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.
     mixture within its memory), so the test is 4th-order: on the
     short-memory cumulants of the current outputs, the best pair rotation
     should be ~0 when the demixer is right. If it is more than
-    ``prm[5]`` radians (and raises the contrast by a fifth), for the hold time,
+    ``prm[5]`` radians (and raises the contrast by a fifth and by at least
+    ``prm[7]``), for the hold time,
     the long-memory moments are replaced by the short-memory ones and the
     growing window restarts there, so the old scene is forgotten at once.
     """
@@ -121,7 +131,12 @@ def _detect_change(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.
             phi = best_pair_angle(k0, k1, k2, k3, k4, True, coef)
             j0 = k0 * k0 + k4 * k4
             kp, kr = pair_kurtoses(k0, k1, k2, k3, k4, phi)
-            if kp * kp + kr * kr > 1.2 * j0 + 1e-12:
+            # the gain must be both relative (a fifth) and absolute: when the
+            # short window holds little non-Gaussianity (a talker's quiet
+            # stretch over music) its cumulants are mostly estimation noise,
+            # whose best angle is anything; a real change of mixing raises
+            # the contrast by ≥ 1 there (measured), noise by < 0.05
+            if kp * kp + kr * kr > 1.2 * j0 + prm[7]:
                 worst = max(worst, abs(phi))
     if worst > prm[5]:
         cnt[6] += iprm[0]
@@ -135,6 +150,11 @@ def _detect_change(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.
             cnt[6] = 0
             cnt[7] += 1
             cnt[8] = 16  # search the whole circle of angles for the next updates
+            # the outputs of the new demixer need not be in the old order:
+            # while the statistics refill, the label follows the kurtosis
+            # lead without the margin (a talker's excess kurtosis over 2 s
+            # can be below the margin, so it could never win the label back)
+            cnt[12] = iprm[12]
     else:
         cnt[6] = max(0, cnt[6] - iprm[0])
 
@@ -224,7 +244,11 @@ def td_update(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarr
         else:
             cnt[4] += 1
     _detect_change(cov, m4, cov_f, m4_f, full_map, d, cnt, prm, iprm, ws)
-    update_label(kurt, lab, prm[3], iprm[2], k_upd, iprm[4])
+    margin = prm[3]
+    if cnt[12] > 0:
+        cnt[12] = max(0, cnt[12] - k_upd)
+        margin = 0.0
+    update_label(kurt, lab, margin, iprm[2], k_upd, iprm[4])
     xfade = iprm[3]
     if xfade > 0:
         alpha = min(1.0, (lab[3] + k_upd) / xfade)
@@ -232,7 +256,7 @@ def td_update(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarr
         alpha = 1.0
     if lab[3] < 1 << 40:
         lab[3] += k_upd
-    warming = cnt[0] < iprm[6]
+    warming = cnt[5] < iprm[6]  # samples learnt from: leading silence does not count
     for i in range(m):
         target = (1.0 - alpha) * w[lab[1], i] + alpha * w[lab[0], i]
         if warming:
@@ -247,8 +271,8 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                write_z: bool, hp: np.ndarray, cov: np.ndarray, m4: np.ndarray,
                cov_f: np.ndarray, m4_f: np.ndarray, idx4: np.ndarray, full_map: np.ndarray, v: np.ndarray, rot: np.ndarray,
                w: np.ndarray, wv: np.ndarray, dv: np.ndarray, kurt: np.ndarray,
-               lab: np.ndarray, cnt: np.ndarray, prm: np.ndarray, iprm: np.ndarray,
-               xf: np.ndarray, ws: tuple) -> None:
+               lab: np.ndarray, cnt: np.ndarray, pw: np.ndarray, flt: np.ndarray,
+               prm: np.ndarray, iprm: np.ndarray, xf: np.ndarray, ws: tuple) -> None:
     """Separate a block sample by sample, carrying all state across calls.
 
     Parameters
@@ -263,7 +287,8 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
     write_z : bool
         Whether to fill ``z`` (diagnostics and tests).
     hp … iprm
-        State and parameters, see the module docstring.
+        State and parameters, see the module docstring (``pw``, ``flt``:
+        the fault gate's state).
     xf : ndarray, shape (M,)
         Scratch for one DC-free sample.
     ws : tuple
@@ -279,13 +304,37 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
     beta_fast = prm[4]
     clip2 = prm[6] * prm[6]
     detect = iprm[9] != 0
+    stuck_run = iprm[10]
+    fault_hang = iprm[11]
+    b_pw = prm[8]
+    dead_ratio = prm[9]
     for t in range(n):
+        stuck = False
+        pmax = 0.0
+        pmin = np.inf
         for i in range(m):
             raw = x[t, i]
+            # a mic repeating the exact same value (a dead or unplugged
+            # channel's zeros, a stuck or clipped converter) is a fault
+            if raw == hp[i, 0]:
+                if flt[i] < stuck_run:
+                    flt[i] += 1
+            else:
+                flt[i] = 0
+            if stuck_run > 0 and flt[i] >= stuck_run:
+                stuck = True
             y = a_hp * (hp[i, 1] + raw - hp[i, 0])
             hp[i, 0] = raw
             hp[i, 1] = y
             xf[i] = y
+            pw[i] += b_pw * (y * y - pw[i])
+            if pw[i] < 1e-250:
+                pw[i] = 0.0  # no denormals in long digital silence
+            pmax = max(pmax, pw[i])
+            pmin = min(pmin, pw[i])
+        # a mic whose short-term power has collapsed far below another's is
+        # dead (no instantaneous mixing of two mics near each other does that)
+        dead = pmin < dead_ratio * pmax
         acc = 0.0
         for i in range(m):
             wv[i] += dv[i]
@@ -299,8 +348,25 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                     s += v[k, i] * xf[i]
                 z[t, k] = s
         cnt[0] += 1
-        cnt[5] += 1
-        if clip2 > 0.0 and cnt[0] > iprm[8]:
+        # Faulty samples are not learnt from at all (like silence), so the
+        # statistics are untouched when the fault ends; the hang-over covers
+        # the high-pass's step response after a stuck block.
+        if stuck or dead:
+            flt[m] = fault_hang
+            if stuck:
+                cnt[10] += 1
+            else:
+                cnt[11] += 1
+            learn = False
+        elif flt[m] > 0:
+            flt[m] -= 1
+            cnt[10] += 1
+            learn = False
+        else:
+            learn = True
+        if learn:
+            cnt[5] += 1
+        if learn and clip2 > 0.0 and cnt[5] > iprm[8]:
             # (from 0.5 s on: before, the whitening is too rough to judge and
             # shrinking there slowed the demo's convergence, 27 → 16 dB whole-file)
             # a click, a stuck block or a fault burst would dominate the 4th
@@ -318,9 +384,10 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                 for i in range(m):
                     xf[i] *= g
                 cnt[9] += 1
-        accumulate_moments(xf, forgetting_weight(cnt[5], beta_min), cov, m4, idx4)
-        if detect:
-            accumulate_moments(xf, forgetting_weight(cnt[0], beta_fast), cov_f, m4_f, idx4)
+        if learn:
+            accumulate_moments(xf, forgetting_weight(cnt[5], beta_min), cov, m4, idx4)
+            if detect:
+                accumulate_moments(xf, forgetting_weight(cnt[5], beta_fast), cov_f, m4_f, idx4)
         if cnt[0] % k_upd == 0:
             td_update(cov, m4, cov_f, m4_f, full_map, v, rot, w, wv, dv, kurt, lab, cnt, prm,
                       iprm, ws)
