@@ -400,14 +400,14 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int) -> None:
     v = np.zeros((2, n_bins, 2, 2), complex)
     cov = np.zeros((n_bins, 2, 2), complex)
     buf = np.zeros((n_warm, 2, n_bins), complex)
-    st = np.zeros(16)
+    st = np.zeros(17)
     img = np.empty_like(xf)
     learned = np.empty(n_frames, dtype=np.int64)
     cs = np.zeros_like(cov)
     # fault gates and scene check off: the naive reference has neither
     prm = np.array([alpha, eps_load, r_floor, shape, 1e10, 0.1, 0.0, 0.0, 0.0, 1.0, 0.0, 0.01, 100.0])
     clip = np.zeros(n_frames, dtype=np.int64)
-    iva_frames(xf, clip, w, v, cov, buf, cs, np.zeros(16), st, prm,
+    iva_frames(xf, clip, w, v, cov, buf, cs, np.zeros(16), np.zeros((1, 2, n_bins), complex), st, prm,
                np.array([n_iter, k_lo, whiten, n_start, start_passes, every, passes, 0, 4, 0]), img, learned)
     np.testing.assert_array_equal(learned, np.arange(1, n_frames + 1) >= n_start)
     # the demixers agree up to each row's phase; the images are phase-free

@@ -39,9 +39,6 @@ _LEVEL_WINDOW_S = 3.0
 _CLIP_LEVEL = 0.999
 #: Memory (seconds) of the coherence's steady level in the scene check.
 _SCENE_LEVEL_S = 4.0
-#: After a scene restart the label's kurtosis counts what it knew as this
-#: many seconds of evidence, so the new scene outweighs it within about that.
-_LABEL_STALE_S = 0.5
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -301,6 +298,9 @@ class FrequencyDomainEngine:
                               1.0 - math.exp(-1.0 / (_SCENE_LEVEL_S * frames_per_s)),
                               p.memory_s * frames_per_s], dtype=np.float64)
         self._n_lvl = max(8, round(_LEVEL_WINDOW_S * frames_per_s))
+        # the scene check needs about its memory plus its hold to see a change:
+        # that much of the new scene is kept to learn it from at once
+        self._n_recent = max(1, round((p.scene_memory_s + p.scene_hold_s) * frames_per_s)) if p.scene_ratio > 0 else 1
         k_lo = min(int(math.ceil(p.min_hz * self.frame / self.fs)), self.n_bins - 1)
         self._n_warm = int(round(p.warmup_s * frames_per_s))
         n_start = int(round(p.start_s * frames_per_s)) if self._n_warm else 0
@@ -311,8 +311,7 @@ class FrequencyDomainEngine:
                                max(1, round(p.scene_hold_s * frames_per_s)) if p.scene_ratio > 0 else 0],
                               dtype=np.int64)
         pinned = -1 if p.voice == "auto" else int(p.voice)
-        self._lprm = np.array([math.exp(-1.0 / (p.label_memory_s * self.fs)), p.label_margin,
-                               _LABEL_STALE_S * self.fs])
+        self._lprm = np.array([math.exp(-1.0 / (p.label_memory_s * self.fs)), p.label_margin])
         self._liprm = np.array([self.hop, round(p.label_hold_s * self.fs),
                                 round(p.crossfade_s * self.fs), pinned,
                                 round(p.label_first_s * self.fs)], dtype=np.int64)
@@ -326,9 +325,10 @@ class FrequencyDomainEngine:
         self.w[:, 1, 1] = 1.0
         self.v = np.zeros((2, k, 2, 2), dtype=np.complex128)
         self.cov = np.zeros((k, 2, 2), dtype=np.complex128)
-        self.st = np.zeros(16)
+        self.st = np.zeros(17)
         self.cs = np.zeros((k, 2, 2), dtype=np.complex128)
         self.lvl = np.zeros(self._n_lvl)
+        self.recent = np.zeros((self._n_recent, 2, k), dtype=np.complex128)
         self.buf = np.zeros((max(self._n_warm, 1), 2, k), dtype=np.complex128)
         self.mom = np.zeros(8)
         start = 0 if self.params.voice == "auto" else int(self.params.voice)
@@ -353,7 +353,7 @@ class FrequencyDomainEngine:
         clip = (hot[starts + n] - hot[starts]).astype(np.int64)
         img = np.empty_like(spec)
         learned = np.empty(n_frames, dtype=np.int64)
-        iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.st, self._prm, self._iprm, img, learned)
+        iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent, self.st, self._prm, self._iprm, img, learned)
         td = np.fft.irfft(img, n=n, axis=-1)
         out = np.empty((n_frames * h, 2))
         overlap_add(td, self._win_s, self.acc, h, out)
@@ -406,7 +406,7 @@ class FrequencyDomainEngine:
         self.process(rng.standard_normal((self.frame + 2 * self.hop, self.channels)) * 0.1)
         self.load_state_arrays(saved)
 
-    _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "st", "mom", "lab", "tail", "acc", "fifo", "count")
+    _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "st", "mom", "lab", "tail", "acc", "fifo", "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""

@@ -34,7 +34,9 @@ State layout (owned by :class:`rtsep.engines.fd.FrequencyDomainEngine`):
 - ``buf`` (B, 2, K) complex: the first B non-silent frames (warm-up);
 - ``cs`` (K, 2, 2) complex: short-memory covariance per bin (scene check);
 - ``lvl`` (L,) float64: log-power of the last L non-silent frames (a ring);
-- ``st`` (16,) float64: [0] frames learned from, [1] running mean source
+- ``recent`` (R, 2, K) complex: the last R frames learned from (a ring), the
+  first frames of a new scene when the scene check restarts the learning;
+- ``st`` (17,) float64: [0] frames learned from, [1] running mean source
   norm, [2] frames skipped as silent, [3] degenerate bin updates kept, [4]
   total weight S of all frames so far (S <- alpha S + 1), [5] restarts
   adopted, [6] the outputs' short-memory coherence, [7] running mean
@@ -42,7 +44,7 @@ State layout (owned by :class:`rtsep.engines.fd.FrequencyDomainEngine`):
   skipped as faulty (mic balance), [10] such frames in a row, [11] loud
   frames shrunk, [12] frames left whose outputs are not label evidence,
   [13] scene restarts, [14] the coherence's steady level, [15] frames the
-  coherence has stayed high.
+  coherence has stayed high, [16] frames written to ``recent``.
 
 A scene check watches the two outputs over the last half second: separated
 outputs stay uncorrelated per bin, a moved talker or degenerate demixers
@@ -468,8 +470,8 @@ def _classify_frame(p0: float, p1: float, clipped: bool, st: np.ndarray, lvl: np
 
 @njit(cache=True, nogil=True)
 def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray,
-               buf: np.ndarray, cs: np.ndarray, lvl: np.ndarray, st: np.ndarray, prm: np.ndarray,
-               iprm: np.ndarray, img: np.ndarray, learned: np.ndarray) -> None:
+               buf: np.ndarray, cs: np.ndarray, lvl: np.ndarray, recent: np.ndarray, st: np.ndarray,
+               prm: np.ndarray, iprm: np.ndarray, img: np.ndarray, learned: np.ndarray) -> None:
     """Learn from F consecutive STFT frames and write each source's image at mic 0.
 
     Parameters
@@ -478,7 +480,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
         Spectra of the two microphones (reference first).
     clip : ndarray, shape (F,), int64
         Clipped input samples in each frame (either mic).
-    w, v, cov, buf, cs, lvl, st : ndarray
+    w, v, cov, buf, cs, lvl, recent, st : ndarray
         State arrays (module docstring), updated in place.
     prm : ndarray, shape (13,), float64
         [0] ``alpha`` forgetting factor per frame; [1] ``eps_load`` diagonal
@@ -535,6 +537,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
     max_gain2 = prm[4] * prm[4]
     overlap = iprm[8]
     hold = iprm[9]
+    n_recent = recent.shape[0]
     n_warm = buf.shape[0] if every > 0 else 0
     w_save = np.empty_like(w)
     v_old = np.empty((2, n_bins, 2, 2), dtype=np.complex128)
@@ -659,15 +662,49 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                         st[14] += prm[11] * (coh - st[14])
                     if st[15] >= hold:
                         scene_restart = True
+            if hold > 0 and gain == 1.0:
+                # the last frames, in case the scene changes: they are its first
+                for m in range(2):
+                    for k in range(n_bins):
+                        recent[int(st[16]) % n_recent, m, k] = x[m, k]
+                st[16] += 1.0
             if scene_restart:
-                # learn the new scene from scratch: the warm-up (batch passes
-                # over the new frames, restarts from the identity) starts again
-                # from today's demixers, and the long memories restart short
-                st[0] = 0.0
+                # learn the new scene afresh: the warm-up (batch passes, restarts
+                # from the identity) starts again from today's demixers on the
+                # last frames, which already belong to the new scene (the check
+                # needed them to see it), and the long memories restart short
+                n_seed = min(int(st[16]), n_recent, max(n_warm, 1))
+                if n_warm == 0:
+                    n_seed = 0
+                for j in range(n_seed):
+                    src = (int(st[16]) - n_seed + j) % n_recent
+                    for m in range(2):
+                        for k in range(n_bins):
+                            buf[j, m, k] = recent[src, m, k]
+                st[0] = float(n_seed)
                 st[4] = 0.0
+                for k in range(k_lo, n_bins):
+                    for i in range(2):
+                        for j2 in range(2):
+                            cov[k, i, j2] = 0.0
+                for j in range(n_seed):
+                    st[4] = alpha * st[4] + 1.0
+                    a = 1.0 - 1.0 / st[4]
+                    for k in range(k_lo, n_bins):
+                        x0 = buf[j, 0, k]
+                        x1 = buf[j, 1, k]
+                        cov[k, 0, 0] = a * cov[k, 0, 0].real + (1.0 - a) * (x0.real * x0.real + x0.imag * x0.imag)
+                        cov[k, 1, 1] = a * cov[k, 1, 1].real + (1.0 - a) * (x1.real * x1.real + x1.imag * x1.imag)
+                        cov[k, 0, 1] = a * cov[k, 0, 1] + (1.0 - a) * x0 * np.conj(x1)
+                        cov[k, 1, 0] = np.conj(cov[k, 0, 1])
+                if n_seed >= n_start and n_seed > 0:
+                    for it in range(start_passes):
+                        _batch_pass(buf, n_seed, alpha, st[4], w, prm, k_lo, st, v)
+                        _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, False)
                 st[13] += 1.0
                 st[14] = 0.0
                 st[15] = 0.0
+                st[16] = 0.0
         elif power > _SILENT_POWER:
             pass  # a faulty frame: counted by _classify_frame
         else:
@@ -732,16 +769,15 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
         yet (the kurtosis ignores the unseparated start, whose silent second
         output would look very kurtotic); 1 separated; 2 separated, but the
         frame was faulty (its outputs are not evidence); 3 the scene
-        restarted here (the moments are discounted, see ``prm``).
+        restarted here (the moments start afresh).
     mom : ndarray, shape (8,), float64
         Samples counted; E[y^2], E[y^4] of output 0 and of output 1; the
         excess kurtosis of output 0 and 1 at the last label update; 1 once
         the first decision is taken.
     lab : ndarray, shape (4,), int64
         Label state (:mod:`rtsep.kernels.labels`), updated in place.
-    prm : ndarray, shape (3,), float64
-        Forgetting factor per sample of the moments; label margin; the
-        sample count the moments are cut back to when the scene restarts.
+    prm : ndarray, shape (2,), float64
+        Forgetting factor per sample of the moments; label margin.
     iprm : ndarray, shape (5,), int64
         Label period (samples, on the absolute index), hold samples,
         crossfade samples, pinned output (-1: automatic), samples of
@@ -752,7 +788,6 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
     """
     lam = prm[0]
     margin = prm[1]
-    stale = prm[2]
     period = iprm[0]
     hold = iprm[1]
     xfade = iprm[2]
@@ -766,10 +801,13 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
             background[i] = 0.0
             continue
         code = learned[i // period]
-        if code == 3 and mom[0] > stale:
-            # the scene restarted: what the moments know counts as if it were
-            # only ``stale`` samples old, so the new scene takes over quickly
-            mom[0] = stale
+        if code == 3:
+            # the scene restarted: what the moments know is about outputs that
+            # may now carry the other source; the label is decided afresh on
+            # the new scene, outright once it has been separated for ``first``
+            # samples (and with the hysteresis after that)
+            for j in range(8):
+                mom[j] = 0.0
         if code == 0 or code == 3:
             voice[i] = img[i, lab[0]]
             background[i] = ref[i] - voice[i]
