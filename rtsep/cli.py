@@ -8,6 +8,7 @@ Every failure a user can fix is an :class:`RtsepError`, printed as one line
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tomllib
@@ -91,11 +92,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done / max(total, 1))
+    # NaN and clipping are summed up below and in the error message, not logged as they happen
+    input_log = logging.getLogger("rtsep.input")
+    input_log.setLevel(logging.ERROR)
     try:
         res = replay(args.input, args.out, engine=args.engine, block=args.block,
                      channels=parse_channels(args.channels), params=engine_params(args),
                      progress=progress)
     finally:
+        input_log.setLevel(logging.NOTSET)
         if bar is not None:
             bar.stop()
     t = res.timing
@@ -182,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "block", 1) is not None and getattr(args, "block", 1) < 1:
         print(f"rtsep: error: --block {args.block} must be a positive number of samples", file=sys.stderr)
         return 2
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("rtsep: %(message)s"))
+    logger = logging.getLogger("rtsep")
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.INFO)
+    logger.propagate = False
     try:
         return int(args.func(args) or 0)
     except RtsepError as exc:
@@ -196,3 +207,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rtsep: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
               "(please report it; RTSEP_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 70
+    finally:
+        logger.removeHandler(handler)
+
+
+class _StderrHandler(logging.Handler):
+    """Guard events (:mod:`rtsep.events`) as one line each on whatever ``sys.stderr`` is now."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never break the audio path
+            self.handleError(record)

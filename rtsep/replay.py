@@ -110,6 +110,7 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
             "voice_output": info.get("voice"),
             "nonfinite_samples": sep.stats.nonfinite,
             "clipped_samples": sep.stats.clipped,
+            "guard_events": sep.events,
             "input": str(path),
             "input_format": reader.format_info,
         }

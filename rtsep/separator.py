@@ -10,6 +10,7 @@ import numpy as np
 from .config import check_channels, check_rate
 from .engines.base import engine_class
 from .errors import ConfigError, InputFormatError, RtsepError
+from .events import GuardLog
 
 
 @dataclass
@@ -62,8 +63,13 @@ class Separator:
     ``process`` accepts blocks of any length (0 and 1 included) and returns
     exactly as many samples as it was given; the output never depends on how
     the stream was cut into blocks. NaN/Inf inputs are replaced by 0 and
-    counted in :attr:`stats`.
+    counted in :attr:`stats`. What the guards do (faults skipped, scene
+    changes relearnt, …) is logged on the ``"rtsep"`` logger and listed in
+    :attr:`events` (see :mod:`rtsep.events`).
     """
+
+    #: Stream time (seconds) between two looks at the guards' counters.
+    GUARD_CHECK_S = 0.25
 
     def __init__(self, fs: float, channels: int = 2, engine: str = "td", **params: Any) -> None:
         self.fs = check_rate(fs)
@@ -72,6 +78,9 @@ class Separator:
         self._params = dict(params)
         self._engine = engine_class(engine)(self.fs, self.channels, **params)
         self.stats = StreamStats()
+        self._guards = GuardLog(self.fs)
+        self._guard_every = max(1, int(self.GUARD_CHECK_S * self.fs))
+        self._guard_next = self._guard_every
 
     @property
     def latency_samples(self) -> int:
@@ -97,6 +106,8 @@ class Separator:
         """Forget the stream: the next sample is treated as the first one."""
         self._engine.reset()
         self.stats = StreamStats()
+        self._guards.reset()
+        self._guard_next = self._guard_every
 
     def state(self) -> dict[str, Any]:
         """Everything needed to resume this stream elsewhere, as plain data.
@@ -123,12 +134,27 @@ class Separator:
             sep = cls(state["fs"], channels=state["channels"], engine=state["engine"], **state["params"])
             sep._engine.load_state_arrays(state["arrays"])
             sep.stats = StreamStats(**state.get("stats", {}))
+            counters = sep._engine.info()
+            counters.update(nonfinite=sep.stats.nonfinite, clipped=sep.stats.clipped)
+            sep._guards.prime(counters)
+            sep._guard_next = sep.stats.samples + sep._guard_every
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RtsepError):
                 raise
             raise ConfigError(f"not a saved rtsep state ({type(exc).__name__}: {exc}); "
                               "save it with Separator.state()") from None
         return sep
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Guard events so far (the latest 200): ``t_s`` stream time (s), ``kind``, ``total`` count."""
+        self._check_guards()
+        return list(self._guards.events)
+
+    def _check_guards(self) -> None:
+        counters = self._engine.info()
+        counters.update(nonfinite=self.stats.nonfinite, clipped=self.stats.clipped)
+        self._guards.update(counters, self.stats.samples)
 
     def info(self) -> dict[str, Any]:
         """Diagnostics: engine values (voice index, kurtoses) and input counters."""
@@ -185,6 +211,9 @@ class Separator:
             self.stats.peak = max(self.stats.peak, float(ax.max()))
         self.stats.samples += n
         voice, background = self._engine.process(x)
+        if self.stats.samples >= self._guard_next:
+            self._guard_next = self.stats.samples + self._guard_every
+            self._check_guards()
         return voice.astype(np.float32), background.astype(np.float32)
 
 

@@ -310,6 +310,7 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
     dead_ratio = prm[9]
     for t in range(n):
         stuck = False
+        n_stuck = 0
         pmax = 0.0
         pmin = np.inf
         for i in range(m):
@@ -323,6 +324,7 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                 flt[i] = 0
             if stuck_run > 0 and flt[i] >= stuck_run:
                 stuck = True
+                n_stuck += 1
             y = a_hp * (hp[i, 1] + raw - hp[i, 0])
             hp[i, 0] = raw
             hp[i, 1] = y
@@ -351,7 +353,13 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
         # Faulty samples are not learnt from at all (like silence), so the
         # statistics are untouched when the fault ends; the hang-over covers
         # the high-pass's step response after a stuck block.
-        if stuck or dead:
+        if n_stuck == m and x[t, 0] == 0.0 and x[t, m - 1] == 0.0:
+            # every mic at exactly zero is digital silence, not a fault:
+            # nothing to learn, nothing to report (the hang-over still
+            # covers the high-pass settling after it)
+            flt[m] = fault_hang
+            learn = False
+        elif stuck or dead:
             flt[m] = fault_hang
             if stuck:
                 cnt[10] += 1
