@@ -386,6 +386,18 @@ def _contrast(buf: np.ndarray, n: int, w: np.ndarray, prm: np.ndarray, k_lo: int
 
 
 @njit(cache=True)
+def _blend_cov(c: np.ndarray, x: np.ndarray, keep: float, gain: float, k_lo: int) -> None:
+    """c[k] = keep * c[k] + gain * x[:, k] x[:, k]^H for every bin k >= k_lo (Hermitian 2x2)."""
+    for k in range(k_lo, x.shape[1]):
+        x0 = x[0, k]
+        x1 = x[1, k]
+        c[k, 0, 0] = keep * c[k, 0, 0].real + gain * (x0.real * x0.real + x0.imag * x0.imag)
+        c[k, 1, 1] = keep * c[k, 1, 1].real + gain * (x1.real * x1.real + x1.imag * x1.imag)
+        c[k, 0, 1] = keep * c[k, 0, 1] + gain * x0 * np.conj(x1)
+        c[k, 1, 0] = np.conj(c[k, 0, 1])
+
+
+@njit(cache=True)
 def _scene_check(x: np.ndarray, w: np.ndarray, cs: np.ndarray, beta: float, k_lo: int) -> float:
     """Blend frame x into the short-memory covariances; return how alike the two outputs are.
 
@@ -397,17 +409,11 @@ def _scene_check(x: np.ndarray, w: np.ndarray, cs: np.ndarray, beta: float, k_lo
     mean over bins of the outputs' coherence |c01| / sqrt(c00 c11), each bin
     weighted by sqrt(c00 c11) (quiet bins are mostly estimation noise).
     """
+    _blend_cov(cs, x, 1.0 - beta, beta, k_lo)
     num = 0.0
     den = 0.0
-    keep = 1.0 - beta
     for k in range(k_lo, x.shape[1]):
-        x0 = x[0, k]
-        x1 = x[1, k]
         c = cs[k]
-        c[0, 0] = keep * c[0, 0].real + beta * (x0.real * x0.real + x0.imag * x0.imag)
-        c[1, 1] = keep * c[1, 1].real + beta * (x1.real * x1.real + x1.imag * x1.imag)
-        c[0, 1] = keep * c[0, 1] + beta * x0 * np.conj(x1)
-        c[1, 0] = np.conj(c[0, 1])
         a0 = w[k, 0, 0]
         a1 = w[k, 0, 1]
         b0 = w[k, 1, 0]
@@ -568,14 +574,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
             # frames exactly, a memory that starts short and grows
             st[4] = alpha * st[4] + 1.0
             a = 1.0 - 1.0 / st[4]
-            ga = gain * (1.0 - a)
-            for k in range(k_lo, n_bins):
-                x0 = x[0, k]
-                x1 = x[1, k]
-                cov[k, 0, 0] = a * cov[k, 0, 0].real + ga * (x0.real * x0.real + x0.imag * x0.imag)
-                cov[k, 1, 1] = a * cov[k, 1, 1].real + ga * (x1.real * x1.real + x1.imag * x1.imag)
-                cov[k, 0, 1] = a * cov[k, 0, 1] + ga * x0 * np.conj(x1)
-                cov[k, 1, 0] = np.conj(cov[k, 0, 1])
+            _blend_cov(cov, x, a, gain * (1.0 - a), k_lo)
             n_pass = 0
             restart = False
             if n <= n_warm:
@@ -690,13 +689,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                 for j in range(n_seed):
                     st[4] = alpha * st[4] + 1.0
                     a = 1.0 - 1.0 / st[4]
-                    for k in range(k_lo, n_bins):
-                        x0 = buf[j, 0, k]
-                        x1 = buf[j, 1, k]
-                        cov[k, 0, 0] = a * cov[k, 0, 0].real + (1.0 - a) * (x0.real * x0.real + x0.imag * x0.imag)
-                        cov[k, 1, 1] = a * cov[k, 1, 1].real + (1.0 - a) * (x1.real * x1.real + x1.imag * x1.imag)
-                        cov[k, 0, 1] = a * cov[k, 0, 1] + (1.0 - a) * x0 * np.conj(x1)
-                        cov[k, 1, 0] = np.conj(cov[k, 0, 1])
+                    _blend_cov(cov, buf[j], a, 1.0 - a, k_lo)
                 if n_seed >= n_start and n_seed > 0:
                     for it in range(start_passes):
                         _batch_pass(buf, n_seed, alpha, st[4], w, prm, k_lo, st, v)
