@@ -158,25 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(d, default="td")  # the demo's mixture is instantaneous by construction
     d.set_defaults(func=cmd_demo)
 
-    from . import bench, live  # neither imports sounddevice or a peer at import time
+    # none of these modules imports sounddevice, websockets or a peer at import time
+    from . import bench, client, live, service
 
-    dv = sub.add_parser("devices", help="list audio devices (needs PortAudio)")
-    live.add_devices_arguments(dv)
-    dv.set_defaults(func=live.cmd_devices)
-    lv = sub.add_parser("live", help="separate microphones live (needs PortAudio)")
-    live.add_live_arguments(lv)
-    lv.set_defaults(func=live.cmd_live)
-    bp = sub.add_parser("bench", help="speed, latency and quality, side by side with other separators")
-    bench.add_bench_arguments(bp)
-    bp.set_defaults(func=bench.cmd_bench)
-    from . import client, service  # neither imports websockets at import time
-
-    sv = sub.add_parser("serve", help="separate streams sent over WebSocket (ws://host:port)")
-    service.add_serve_arguments(sv)
-    sv.set_defaults(func=service.cmd_serve)
-    cl = sub.add_parser("client", help="stream a recording through `rtsep serve` and write voice/background WAVs")
-    client.add_client_arguments(cl)
-    cl.set_defaults(func=client.cmd_client)
+    for name, help_text, add_arguments, command in (
+            ("devices", "list audio devices (needs PortAudio)", live.add_devices_arguments, live.cmd_devices),
+            ("live", "separate microphones live (needs PortAudio)", live.add_live_arguments, live.cmd_live),
+            ("bench", "speed, latency and quality, side by side with other separators",
+             bench.add_bench_arguments, bench.cmd_bench),
+            ("serve", "separate streams sent over WebSocket (ws://host:port)",
+             service.add_serve_arguments, service.cmd_serve),
+            ("client", "stream a recording through `rtsep serve` and write voice/background WAVs",
+             client.add_client_arguments, client.cmd_client)):
+        sp = sub.add_parser(name, help=help_text)
+        add_arguments(sp)
+        sp.set_defaults(func=command)
     return p
 
 
