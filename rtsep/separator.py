@@ -56,7 +56,7 @@ class Separator:
         online IVA for real rooms, latency of one STFT frame.
     **params
         Engine parameters (see :class:`rtsep.config.TdParams` and
-        :class:`rtsep.engines.fd.FdParams`). Unknown names are refused.
+        :class:`rtsep.config.FdParams`). Unknown names are refused.
 
     Notes
     -----

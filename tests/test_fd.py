@@ -11,7 +11,8 @@ import scipy.linalg
 from scipy.signal import lfilter
 
 from rtsep import Separator
-from rtsep.engines.fd import FdParams, FrequencyDomainEngine
+from rtsep.config import FdParams
+from rtsep.engines.fd import FrequencyDomainEngine
 from rtsep.errors import ConfigError
 from rtsep.kernels.iva import whitened_pair, gev_pair, iva_frames
 
