@@ -11,6 +11,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 import pytest
+from hypothesis import settings  # noqa: E402
+
+# The suite is a gate: the same examples on every run (what CI sees is what a
+# developer sees). HYPOTHESIS_PROFILE=explore draws new random examples.
+settings.register_profile("gate", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
 from rtsep import signals, speech  # noqa: E402
 
