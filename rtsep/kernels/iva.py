@@ -524,8 +524,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
     learned : ndarray, shape (F,), int64
         Written: 0 while the outputs are still the unseparated reference
         mic (before frame ``n_start``), 1 once the demixers are estimated,
-        2 for the outputs of a faulty frame, 3 when the scene restarted
-        (see :func:`label_images`).
+        2 for the outputs of a faulty frame (see :func:`label_images`).
     """
     n_frames = xf.shape[0]
     n_bins = xf.shape[2]
@@ -691,9 +690,18 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                     a = 1.0 - 1.0 / st[4]
                     _blend_cov(cov, buf[j], a, 1.0 - a, k_lo)
                 if n_seed >= n_start and n_seed > 0:
+                    for k in range(n_bins):
+                        for q in range(2):
+                            for m in range(2):
+                                w_save[k, q, m] = w[k, q, m]
                     for it in range(start_passes):
                         _batch_pass(buf, n_seed, alpha, st[4], w, prm, k_lo, st, v)
                         _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, False)
+                    # the outputs keep their order (the one whose envelope follows
+                    # the old output stays in its place): the background seldom
+                    # moves, the old demixer's voice row still nulls it, so the
+                    # label's evidence stays meaningful across the restart
+                    _keep_output_order(buf, n_seed, w_save, w, k_lo)
                 st[13] += 1.0
                 st[14] = 0.0
                 st[15] = 0.0
@@ -705,8 +713,6 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
         code = 1 if st[0] >= n_start and st[0] > 0 else 0
         if code == 1 and st[12] > 0.0:
             code = 2
-        if power > _SILENT_POWER and gain > 0.0 and st[0] == 0.0:
-            code = 3  # the scene restarted: the label's evidence is stale
         if st[12] > 0.0:
             st[12] -= 1.0
         learned[t] = code
@@ -761,8 +767,7 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
         Per frame (``hop`` samples each): 0 the demixers are not estimated
         yet (the kurtosis ignores the unseparated start, whose silent second
         output would look very kurtotic); 1 separated; 2 separated, but the
-        frame was faulty (its outputs are not evidence); 3 the scene
-        restarted here (the moments start afresh).
+        frame was faulty (its outputs are not evidence).
     mom : ndarray, shape (8,), float64
         Samples counted; E[y^2], E[y^4] of output 0 and of output 1; the
         excess kurtosis of output 0 and 1 at the last label update; 1 once
@@ -794,14 +799,7 @@ def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
             background[i] = 0.0
             continue
         code = learned[i // period]
-        if code == 3:
-            # the scene restarted: what the moments know is about outputs that
-            # may now carry the other source; the label is decided afresh on
-            # the new scene, outright once it has been separated for ``first``
-            # samples (and with the hysteresis after that)
-            for j in range(8):
-                mom[j] = 0.0
-        if code == 0 or code == 3:
+        if code == 0:
             voice[i] = img[i, lab[0]]
             background[i] = ref[i] - voice[i]
             continue
