@@ -96,6 +96,13 @@ class TdParams:
         Excess-kurtosis lead the other output must have before the label swaps.
     label_hold_s : float
         How long (seconds) that lead must persist before the label swaps.
+    label_first_s : float
+        After this much audio learnt from (seconds) the first voice decision
+        is taken outright (the more kurtotic output), without margin or hold
+        (which output starts as the voice is otherwise arbitrary). Measured
+        on the bench's 4 instantaneous mixtures: whole-file voice SDR
+        improvement 8.6 dB with an arbitrary start, 14.1 dB deciding at
+        0.1 s, 10.9 at 0.2 s, 9.2 at 0.5 s.
     crossfade_s : float
         Length of the crossfade (seconds) when the label swaps, so it never clicks.
     global_search_every : int
@@ -140,6 +147,7 @@ class TdParams:
     voice: str | int = "auto"
     label_margin: float = 1.0
     label_hold_s: float = 0.3
+    label_first_s: float = 0.1
     crossfade_s: float = 0.02
     global_search_every: int = 4
     warmup_s: float = 0.1
@@ -162,6 +170,7 @@ class TdParams:
         check_range("eps_rel", self.eps_rel, 0.0, 1.0)
         check_range("label_margin", self.label_margin, 0.0, 100.0)
         check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
+        check_range("label_first_s", self.label_first_s, 0.0, 60.0)
         check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
         check_range("global_search_every", self.global_search_every, 1, 1_000_000, kind=int)
         check_range("warmup_s", self.warmup_s, 0.0, 60.0)

@@ -166,3 +166,22 @@ def test_a_stuck_or_dead_mic_is_counted_and_not_learnt_from(fault):
     else:
         assert n - f0 - noticed <= info["dead_mic_samples_skipped"] < n - f0
     assert info["samples_seen"] == n
+
+
+def test_the_first_voice_decision_is_taken_outright_at_label_first_s():
+    """Which output starts as the voice is arbitrary: at label_first_s the more kurtotic one takes it."""
+    rng = np.random.default_rng(11)
+    n = FS
+    # the Laplacian (speech-like) source arrives mostly on mic 2, so output 0 is not it by luck
+    s = np.stack([rng.uniform(-1, 1, n), rng.laplace(size=n)], 1) * 0.05
+    x = s @ np.array([[1.0, 0.3], [0.4, 1.0]]).T
+    for first_s in (0.1, 0.3):
+        sep = Separator(FS, label_first_s=first_s)
+        sep.process(x[:int((first_s - 0.01) * FS)])
+        before = sep.info()
+        sep.process(x[int((first_s - 0.01) * FS):int((first_s + 0.01) * FS)])
+        after = sep.info()
+        k = after["kurtosis"]
+        assert after["voice"] == int(np.argmax(k)) == 1  # the Laplacian output, at once
+        assert before["voice"] == 0  # nothing decided before
+    assert Separator(FS, label_first_s=0.1).process(x)[0].shape == (n,)

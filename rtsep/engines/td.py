@@ -72,7 +72,8 @@ class TimeDomainEngine:
                                round(p.crossfade_s * self.fs), pinned, p.global_search_every,
                                round(p.warmup_s * self.fs), round(p.change_hold_s * self.fs),
                                round(p.change_memory_s * self.fs), int(p.change_threshold < math.pi / 4),
-                               stuck, hang, round(p.memory_s * self.fs)], dtype=np.int64)
+                               stuck, hang, round(p.memory_s * self.fs),
+                               round(p.label_first_s * self.fs)], dtype=np.int64)
         self._ws = make_workspace(m, q)
         self._xf = np.zeros(m)
         self._z_empty = np.zeros((0, q))
@@ -99,7 +100,7 @@ class TimeDomainEngine:
         self.kurt = np.zeros(q)
         start = 0 if self.params.voice == "auto" else int(self.params.voice)
         self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
-        self.cnt = np.zeros(13, dtype=np.int64)
+        self.cnt = np.zeros(14, dtype=np.int64)
         self.pw = np.zeros(m)
         self.flt = np.zeros(m + 1, dtype=np.int64)
 
