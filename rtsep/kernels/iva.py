@@ -474,6 +474,44 @@ def _classify_frame(p0: float, p1: float, clipped: bool, st: np.ndarray, lvl: np
     return g
 
 
+@njit(cache=True)
+def _relearn_scene(recent: np.ndarray, buf: np.ndarray, n_warm: int, n_start: int, start_passes: int,
+                   alpha: float, whiten: int, k_lo: int, prm: np.ndarray, w: np.ndarray,
+                   w_save: np.ndarray, v: np.ndarray, cov: np.ndarray, st: np.ndarray) -> None:
+    """Learn a new scene afresh from the last frames (the scene check saw it change).
+
+    The warm-up (batch passes, restarts from the identity) starts again from
+    today's demixers on the frames kept in ``recent``, which already belong
+    to the new scene (the check needed them to see it), and the long memories
+    restart short. The outputs keep their order (the one whose envelope
+    follows the old output stays in its place): the background seldom moves,
+    the old demixer's voice row still nulls it, so the label's evidence stays
+    meaningful across the restart.
+    """
+    n_recent = recent.shape[0]
+    written = int(st[16])
+    n_seed = min(written, n_recent, n_warm)
+    for j in range(n_seed):
+        buf[j] = recent[(written - n_seed + j) % n_recent]
+    st[0] = float(n_seed)
+    # S = 0: the first seeded frame's weight is 1, so the covariance is rebuilt
+    st[4] = 0.0
+    for j in range(n_seed):
+        st[4] = alpha * st[4] + 1.0
+        a = 1.0 - 1.0 / st[4]
+        _blend_cov(cov, buf[j], a, 1.0 - a, k_lo)
+    if n_seed >= n_start and n_seed > 0:
+        w_save[:] = w
+        for it in range(start_passes):
+            _batch_pass(buf, n_seed, alpha, st[4], w, prm, k_lo, st, v)
+            _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, False)
+        _keep_output_order(buf, n_seed, w_save, w, k_lo)
+    st[13] += 1.0
+    st[14] = 0.0
+    st[15] = 0.0
+    st[16] = 0.0
+
+
 @njit(cache=True, nogil=True)
 def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray,
                buf: np.ndarray, cs: np.ndarray, lvl: np.ndarray, recent: np.ndarray, st: np.ndarray,
@@ -550,18 +588,17 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
     phi = np.empty(2)
     for t in range(n_frames):
         x = xf[t]
-        power = 0.0
+        p0 = 0.0
+        p1 = 0.0
         for k in range(k_lo, n_bins):
-            for m in range(2):
-                z = x[m, k]
-                power += z.real * z.real + z.imag * z.imag
+            z0 = x[0, k]
+            z1 = x[1, k]
+            p0 += z0.real * z0.real + z0.imag * z0.imag
+            p1 += z1.real * z1.real + z1.imag * z1.imag
+        power = p0 + p1
         gain = 0.0
         if power > _SILENT_POWER:
-            p0 = 0.0
-            for k in range(k_lo, n_bins):
-                z = x[0, k]
-                p0 += z.real * z.real + z.imag * z.imag
-            gain = _classify_frame(p0, power - p0, clip[t] > 0, st, lvl, prm, st[0] >= n_start and n_start > 0)
+            gain = _classify_frame(p0, p1, clip[t] > 0, st, lvl, prm, st[0] >= n_start and n_start > 0)
             if gain < 1.0 or st[10] > 0.0:
                 # the outputs of a faulty frame (and of the frames overlapping
                 # it) must not feed the voice label's kurtosis either
@@ -641,12 +678,14 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                                     v[q, k, i, j] = v_old[q, k, i, j]
                     _accumulate(v, x, phi, a, 1.0 - a, k_lo)
                     _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, it == 0)
-            scene_restart = False
             if hold > 0 and gain == 1.0:
                 # (a loud frame is not the scene: half a second of a bump
                 # would look like a new one and restart the learning)
                 coh = _scene_check(x, w, cs, prm[5], k_lo)
                 st[6] = coh
+                # the last frames, in case the scene changes: they are its first
+                recent[int(st[16]) % n_recent] = x
+                st[16] += 1.0
                 if n > n_warm + hold:
                     # after the warm-up the outputs' short-term coherence has a
                     # steady level (leakage, reverberation); a scene change
@@ -659,56 +698,9 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                         st[15] = 0.0
                         st[14] += prm[11] * (coh - st[14])
                     if st[15] >= hold:
-                        scene_restart = True
-            if hold > 0 and gain == 1.0:
-                # the last frames, in case the scene changes: they are its first
-                for m in range(2):
-                    for k in range(n_bins):
-                        recent[int(st[16]) % n_recent, m, k] = x[m, k]
-                st[16] += 1.0
-            if scene_restart:
-                # learn the new scene afresh: the warm-up (batch passes, restarts
-                # from the identity) starts again from today's demixers on the
-                # last frames, which already belong to the new scene (the check
-                # needed them to see it), and the long memories restart short
-                n_seed = min(int(st[16]), n_recent, max(n_warm, 1))
-                if n_warm == 0:
-                    n_seed = 0
-                for j in range(n_seed):
-                    src = (int(st[16]) - n_seed + j) % n_recent
-                    for m in range(2):
-                        for k in range(n_bins):
-                            buf[j, m, k] = recent[src, m, k]
-                st[0] = float(n_seed)
-                st[4] = 0.0
-                for k in range(k_lo, n_bins):
-                    for i in range(2):
-                        for j2 in range(2):
-                            cov[k, i, j2] = 0.0
-                for j in range(n_seed):
-                    st[4] = alpha * st[4] + 1.0
-                    a = 1.0 - 1.0 / st[4]
-                    _blend_cov(cov, buf[j], a, 1.0 - a, k_lo)
-                if n_seed >= n_start and n_seed > 0:
-                    for k in range(n_bins):
-                        for q in range(2):
-                            for m in range(2):
-                                w_save[k, q, m] = w[k, q, m]
-                    for it in range(start_passes):
-                        _batch_pass(buf, n_seed, alpha, st[4], w, prm, k_lo, st, v)
-                        _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, False)
-                    # the outputs keep their order (the one whose envelope follows
-                    # the old output stays in its place): the background seldom
-                    # moves, the old demixer's voice row still nulls it, so the
-                    # label's evidence stays meaningful across the restart
-                    _keep_output_order(buf, n_seed, w_save, w, k_lo)
-                st[13] += 1.0
-                st[14] = 0.0
-                st[15] = 0.0
-                st[16] = 0.0
-        elif power > _SILENT_POWER:
-            pass  # a faulty frame: counted by _classify_frame
-        else:
+                        _relearn_scene(recent, buf, n_warm, n_start, start_passes, alpha, whiten, k_lo,
+                                       prm, w, w_save, v, cov, st)
+        elif power <= _SILENT_POWER:
             st[2] += 1.0
         code = 1 if st[0] >= n_start and st[0] > 0 else 0
         if code == 1 and st[12] > 0.0:
