@@ -185,3 +185,16 @@ def test_the_first_voice_decision_is_taken_outright_at_label_first_s():
         assert after["voice"] == int(np.argmax(k)) == 1  # the Laplacian output, at once
         assert before["voice"] == 0  # nothing decided before
     assert Separator(FS, label_first_s=0.1).process(x)[0].shape == (n,)
+
+
+def test_digital_silence_on_every_mic_is_not_a_fault_but_one_frozen_mic_among_silent_ones_is():
+    """Three mics: all at zero is silence; zeros on two and a frozen non-zero value on the third is a stuck mic."""
+    silent = np.zeros((FS // 10, 3))
+    sep = Separator(FS, channels=3)
+    sep.process(silent)
+    assert sep.info()["stuck_samples_skipped"] == 0
+    frozen = silent.copy()
+    frozen[:, 1] = 0.25
+    sep = Separator(FS, channels=3)
+    sep.process(frozen)
+    assert sep.info()["stuck_samples_skipped"] > FS // 20

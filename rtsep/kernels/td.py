@@ -327,8 +327,8 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
     b_pw = prm[8]
     dead_ratio = prm[9]
     for t in range(n):
-        stuck = False
         n_stuck = 0
+        n_zero = 0
         pmax = 0.0
         pmin = np.inf
         for i in range(m):
@@ -341,8 +341,9 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
             else:
                 flt[i] = 0
             if stuck_run > 0 and flt[i] >= stuck_run:
-                stuck = True
                 n_stuck += 1
+                if raw == 0.0:
+                    n_zero += 1
             y = a_hp * (hp[i, 1] + raw - hp[i, 0])
             hp[i, 0] = raw
             hp[i, 1] = y
@@ -371,15 +372,15 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
         # Faulty samples are not learnt from at all (like silence), so the
         # statistics are untouched when the fault ends; the hang-over covers
         # the high-pass's step response after a stuck block.
-        if n_stuck == m and x[t, 0] == 0.0 and x[t, m - 1] == 0.0:
+        if n_zero == m:
             # every mic at exactly zero is digital silence, not a fault:
             # nothing to learn, nothing to report (the hang-over still
             # covers the high-pass settling after it)
             flt[m] = fault_hang
             learn = False
-        elif stuck or dead:
+        elif n_stuck > 0 or dead:
             flt[m] = fault_hang
-            if stuck:
+            if n_stuck > 0:
                 cnt[10] += 1
             else:
                 cnt[11] += 1
