@@ -186,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("rtsep: %(message)s"))
     logger = logging.getLogger("rtsep")
+    saved = (logger.level, logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.INFO)
     logger.propagate = False
@@ -205,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
     finally:
         logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
 
 
 class _StderrHandler(logging.Handler):

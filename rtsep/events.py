@@ -15,6 +15,9 @@ from collections import deque
 from typing import Any
 
 LOGGER = logging.getLogger("rtsep")
+# a library does not print on its own: without a configured handler the
+# records go nowhere (the CLI adds one; so can any application)
+LOGGER.addHandler(logging.NullHandler())
 #: Faults of the input itself (NaN, clipping) go to this child logger: a
 #: replay reports them in its own summary and silences it.
 INPUT_LOGGER = logging.getLogger("rtsep.input")

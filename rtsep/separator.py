@@ -134,9 +134,7 @@ class Separator:
             sep = cls(state["fs"], channels=state["channels"], engine=state["engine"], **state["params"])
             sep._engine.load_state_arrays(state["arrays"])
             sep.stats = StreamStats(**state.get("stats", {}))
-            counters = sep._engine.info()
-            counters.update(nonfinite=sep.stats.nonfinite, clipped=sep.stats.clipped)
-            sep._guards.prime(counters)
+            sep._guards.prime(sep._guard_counters())
             sep._guard_next = sep.stats.samples + sep._guard_every
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RtsepError):
@@ -151,10 +149,13 @@ class Separator:
         self._check_guards()
         return list(self._guards.events)
 
-    def _check_guards(self) -> None:
+    def _guard_counters(self) -> dict[str, Any]:
         counters = self._engine.info()
         counters.update(nonfinite=self.stats.nonfinite, clipped=self.stats.clipped)
-        self._guards.update(counters, self.stats.samples)
+        return counters
+
+    def _check_guards(self) -> None:
+        self._guards.update(self._guard_counters(), self.stats.samples)
 
     def info(self) -> dict[str, Any]:
         """Diagnostics: engine values (voice index, kurtoses) and input counters."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import soundfile as sf
@@ -78,3 +80,25 @@ def test_replay_prints_guard_events_and_lists_them_in_timing_json(tmp_path, caps
     # and --quiet keeps the console to errors
     assert main(["replay", str(path), "-o", str(tmp_path / "q"), "-q", "--engine", "td"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_the_library_prints_nothing_by_itself():
+    """Guard events are counted, but an application that configured no logging sees no stray stderr."""
+    code = ("import numpy as np; from rtsep import Separator; "
+            "x = np.random.default_rng(0).standard_normal((32000, 2)) * 0.05; x[8000:24000, 1] = 0; "
+            "s = Separator(16000); s.process(x); assert s.events, 'no event'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_the_cli_leaves_the_rtsep_logger_as_it_found_it(tmp_path, capsys):
+    x = _mixture(3 * FS)
+    x[FS:2 * FS, 1] = 0.0
+    logger = logging.getLogger("rtsep")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    path = tmp_path / "dead.wav"
+    sf.write(path, (x * 0.5).astype(np.float32), FS)
+    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "--engine", "td"]) == 0
+    assert "microphone" in capsys.readouterr().err
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
