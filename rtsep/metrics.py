@@ -124,11 +124,29 @@ def sliding_sir_improvement(estimates: np.ndarray, references: np.ndarray, mixtu
     return t_end, out
 
 
-def time_to_reach(t_end: np.ndarray, values: np.ndarray, threshold_db: float) -> float:
-    """First time (s) from which ``values`` stays ≥ ``threshold_db`` to the end; inf if never."""
+def time_to_reach(t_end: np.ndarray, values: np.ndarray, threshold_db: float,
+                  hold: int | None = None) -> float:
+    """First time (s) from which ``values`` stays ≥ ``threshold_db``; inf if never.
+
+    Parameters
+    ----------
+    t_end : ndarray, shape (W,)
+        Window end times (seconds).
+    values : ndarray, shape (W,)
+        The measure per window (dB).
+    threshold_db : float
+        Level to reach (dB).
+    hold : int, optional
+        It must stay there for this many further windows; None: to the end.
+    """
     ok = np.asarray(values) >= threshold_db
-    if not ok[-1]:
-        return float("inf")
-    bad = np.flatnonzero(~ok)
-    first = 0 if bad.size == 0 else bad[-1] + 1
-    return float(t_end[first])
+    if hold is None:
+        if not ok[-1]:
+            return float("inf")
+        bad = np.flatnonzero(~ok)
+        first = 0 if bad.size == 0 else bad[-1] + 1
+        return float(t_end[first])
+    for i in range(len(ok) - hold):
+        if ok[i:i + hold + 1].all():
+            return float(t_end[i])
+    return float("inf")

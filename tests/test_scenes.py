@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from rtsep import Separator, signals
-from rtsep.metrics import sliding_sir_improvement
+from rtsep.metrics import sliding_sir_improvement, time_to_reach
 
 from .conftest import FS, NO_JIT, require_speech
 
@@ -60,14 +60,12 @@ def _voice_sir(room, y: np.ndarray, start_s: float, end_s: float) -> tuple[np.nd
     return t + start_s, sir[0]
 
 
-def _time_back(t: np.ndarray, sir: np.ndarray, level: float, t0: float, stay_s: float = 2.0) -> float:
-    """Seconds after t0 from which sir stays >= level for stay_s (inf if never)."""
-    ok = sir >= level
-    k = int(round(stay_s / 0.25))
-    for i in range(len(t) - k):
-        if ok[i:i + k + 1].all():
-            return float(t[i] - t0)
-    return float("inf")
+def test_time_to_reach_counts_from_the_first_window_that_holds_the_level():
+    t = np.arange(1, 11) * 0.25
+    v = np.array([0, 9, 0, 9, 9, 9, 9, 9, 0, 9.0])
+    assert time_to_reach(t, v, 5.0, hold=4) == 1.0      # windows 4..8 all >= 5
+    assert time_to_reach(t, v, 5.0, hold=5) == np.inf   # never 6 in a row
+    assert time_to_reach(t, v, 5.0) == 2.5              # to the end: only the last window
 
 
 # ---------------------------------------------------------------- the room simulation itself
@@ -124,7 +122,7 @@ def test_fd_relearns_the_room_within_2_s_after_the_talker_jumps():
             t, sir = _voice_sir(room, y, 5.0, 8.0)
             before = float(np.median(sir))
             t, sir = _voice_sir(room, y, 8.0, 14.0)
-            times.append(_time_back(t, sir, before - 3.0, 8.0, stay_s=1.0))
+            times.append(time_to_reach(t, sir, before - 3.0, hold=4) - 8.0)  # stays 1 s (4 hops)
             print(f"{kind}/{seed}: {before:.1f} dB before the jump, back after {times[-1]:.2f} s, "
                   f"scene restarts {sep.info()['scene_restarts']}")
     assert np.median(times) <= 2.0
