@@ -478,30 +478,27 @@ def plot_speed(rows: list[dict[str, Any]], path_rtf: pathlib.Path, path_p99: pat
 
     ok = [r for r in rows if "error" not in r and r.get("channels", 2) == 2]
     series = sorted({(r["engine"], r["fs"]) for r in ok})
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for eng, fs in series:
-        rr = sorted((r for r in ok if (r["engine"], r["fs"]) == (eng, fs)), key=lambda r: r["block"])
-        ax.loglog([r["block"] for r in rr], [r["rtf"] for r in rr], marker="o", label=f"{eng} {fs // 1000} kHz")
-    ax.set_xlabel("block (samples)")
-    ax.set_ylabel("real-time factor (one core)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path_rtf, dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for eng, fs in series:
-        rr = sorted((r for r in ok if (r["engine"], r["fs"]) == (eng, fs)), key=lambda r: r["block"])
-        ax.loglog([r["block_ms"] for r in rr], [r["p99_ms"] for r in rr], marker="o", label=f"{eng} {fs // 1000} kHz p99")
-    lim = [min(r["block_ms"] for r in ok), max(r["block_ms"] for r in ok)]
-    ax.loglog(lim, lim, "k--", lw=1, label="deadline (block duration)")
-    ax.set_xlabel("block duration (ms)")
-    ax.set_ylabel("per-block processing time, p99 (ms)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path_p99, dpi=100)
-    plt.close(fig)
+
+    def loglog(x: str, y: str, suffix: str, xlabel: str, ylabel: str, path: pathlib.Path,
+               deadline: bool = False) -> None:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for eng, fs in series:
+            rr = sorted((r for r in ok if (r["engine"], r["fs"]) == (eng, fs)), key=lambda r: r["block"])
+            ax.loglog([r[x] for r in rr], [r[y] for r in rr], marker="o", label=f"{eng} {fs // 1000} kHz{suffix}")
+        if deadline:
+            lim = [min(r[x] for r in ok), max(r[x] for r in ok)]
+            ax.loglog(lim, lim, "k--", lw=1, label="deadline (block duration)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+    loglog("block", "rtf", "", "block (samples)", "real-time factor (one core)", path_rtf)
+    loglog("block_ms", "p99_ms", " p99", "block duration (ms)", "per-block processing time, p99 (ms)", path_p99,
+           deadline=True)
 
 
 # --------------------------------------------------------------------------- report
