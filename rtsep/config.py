@@ -67,8 +67,66 @@ def check_channels(channels: Any) -> int:
 
 
 @dataclass(frozen=True)
-class TdParams:
+class LabelFields:
+    """Parameters of the voice label, the same for every engine (see :mod:`rtsep.kernels.labels`).
+
+    Attributes
+    ----------
+    voice : str or int
+        ``"auto"``: the output that sounds like a talker is the voice (its
+        2-8 Hz syllabic modulation; between two talkers the one louder at
+        the reference mic, the near one); an int pins the voice to that
+        output (0-based).
+    label_memory_s : float
+        Memory of the speech evidence (seconds).
+    label_first_s : float
+        Seconds of separated output after which the first voice decision is
+        taken outright, without margin or hold.
+    label_margin : float
+        Modulation lead (dB) the other output needs before the label moves.
+    label_hold_s : float
+        How long (seconds) that lead must last, unbroken, before the label
+        moves: a talker pausing for less does not move it.
+    label_speech_db : float
+        Modulation (dB) from which an output counts as a talker.
+    label_tie_db : float
+        Two talkers whose modulations are within this (dB) are told apart by
+        their level at the reference mic.
+    label_level_db : float
+        Level lead (dB) the other talker needs before the label moves to it.
+    crossfade_s : float
+        Length of the crossfade (seconds) when the label moves, so it never clicks.
+    """
+
+    voice: str | int = "auto"
+    label_memory_s: float = 3.0
+    label_first_s: float = 1.0
+    label_margin: float = 0.5
+    label_hold_s: float = 1.5
+    label_speech_db: float = 3.0
+    label_tie_db: float = 1.0
+    label_level_db: float = 1.0
+    crossfade_s: float = 0.02
+
+    def check_label(self, outputs: int) -> None:
+        """Check the label fields; ``outputs`` is how many outputs the voice can be pinned to."""
+        check_range("label_memory_s", self.label_memory_s, 0.05, 600.0)
+        check_range("label_first_s", self.label_first_s, 0.0, 600.0)
+        check_range("label_margin", self.label_margin, 0.0, 100.0)
+        check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
+        check_range("label_speech_db", self.label_speech_db, 0.0, 100.0)
+        check_range("label_tie_db", self.label_tie_db, 0.0, 100.0)
+        check_range("label_level_db", self.label_level_db, 0.0, 100.0)
+        check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
+        if self.voice != "auto":
+            check_range("voice", self.voice, 0, outputs - 1, kind=int)
+
+
+@dataclass(frozen=True)
+class TdParams(LabelFields):
     """Parameters of the time-domain engine (running PCA + kurtosis ICA).
+
+    The voice label's parameters are those of :class:`LabelFields`.
 
     Attributes
     ----------
@@ -89,22 +147,13 @@ class TdParams:
     eps_rel : float
         Whitening regulariser relative to the mean eigenvalue; bounds the
         gain on a rank-deficient (e.g. two identical) channel pair.
-    voice : str or int
-        ``"auto"``: the more kurtotic (speech-like) output is the voice, with
-        hysteresis; an int pins the voice to that ICA output.
-    label_margin : float
-        Excess-kurtosis lead the other output must have before the label swaps.
-    label_hold_s : float
-        How long (seconds) that lead must persist before the label swaps.
-    label_first_s : float
-        After this much audio learnt from (seconds) the first voice decision
-        is taken outright (the more kurtotic output), without margin or hold
-        (which output starts as the voice is otherwise arbitrary). Measured
-        on the bench's 4 instantaneous mixtures: whole-file voice SDR
-        improvement 8.6 dB with an arbitrary start, 14.1 dB deciding at
-        0.1 s, 10.9 at 0.2 s, 9.2 at 0.5 s.
-    crossfade_s : float
-        Length of the crossfade (seconds) when the label swaps, so it never clicks.
+    label_guess_s : float
+        After this much audio learnt from (seconds) the voice is first
+        guessed as the more kurtotic output, until the speech evidence
+        decides at ``label_first_s`` (which output starts as the voice is
+        otherwise arbitrary). Measured on the bench's 4 instantaneous
+        mixtures: whole-file voice SDR improvement 8.6 dB with an arbitrary
+        start, 14.1 dB guessing at 0.1 s, 10.9 at 0.2 s, 9.2 at 0.5 s.
     global_search_every : int
         Every this many updates the rotation also checks a grid over all
         angles, to escape a wrong local maximum of the contrast.
@@ -144,11 +193,7 @@ class TdParams:
     sources: int = 2
     ref_mic: int = 0
     eps_rel: float = 1e-6
-    voice: str | int = "auto"
-    label_margin: float = 1.0
-    label_hold_s: float = 0.3
-    label_first_s: float = 0.1
-    crossfade_s: float = 0.02
+    label_guess_s: float = 0.1
     global_search_every: int = 4
     warmup_s: float = 0.1
     change_memory_s: float = 0.5
@@ -168,10 +213,8 @@ class TdParams:
         q = check_range("sources", self.sources, 2, channels, kind=int)
         check_range("ref_mic", self.ref_mic, 0, channels - 1, kind=int)
         check_range("eps_rel", self.eps_rel, 0.0, 1.0)
-        check_range("label_margin", self.label_margin, 0.0, 100.0)
-        check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
-        check_range("label_first_s", self.label_first_s, 0.0, 60.0)
-        check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
+        self.check_label(q)
+        check_range("label_guess_s", self.label_guess_s, 0.0, 60.0)
         check_range("global_search_every", self.global_search_every, 1, 1_000_000, kind=int)
         check_range("warmup_s", self.warmup_s, 0.0, 60.0)
         check_range("change_memory_s", self.change_memory_s, 0.02, 60.0)
@@ -181,8 +224,6 @@ class TdParams:
         check_range("change_min_gain", self.change_min_gain, 0.0, 1e6)
         check_range("stuck_s", self.stuck_s, 0.0, 1.0)
         check_range("dead_mic_db", self.dead_mic_db, 0.0, 300.0)
-        if self.voice != "auto":
-            check_range("voice", self.voice, 0, q - 1, kind=int)
         return dataclasses.replace(self, update_every=int(every), sources=int(q),
                                    ref_mic=int(self.ref_mic),
                                    global_search_every=int(self.global_search_every),
@@ -213,8 +254,10 @@ _FALSE = {"false", "no", "off", "0"}
 
 
 @dataclass(frozen=True)
-class FdParams:
+class FdParams(LabelFields):
     """Parameters of the frequency-domain engine (streaming STFT + online IVA).
+
+    The voice label's parameters are those of :class:`LabelFields`.
 
     Attributes
     ----------
@@ -281,20 +324,6 @@ class FdParams:
     second_mic : int
         The other microphone used (-1: the first one that is not
         ``ref_mic``). With more than two microphones the rest are ignored.
-    voice : str or int
-        ``"auto"``: the more kurtotic (speech-like) output is the voice,
-        with hysteresis; an int pins the voice to that IVA output.
-    label_memory_s : float
-        Memory of the running kurtosis of each output (seconds).
-    label_first_s : float
-        Seconds of separated output after which the first voice decision is
-        taken outright (the more kurtotic output), without margin or hold.
-    label_margin : float
-        Excess-kurtosis lead the other output must have before the label swaps.
-    label_hold_s : float
-        How long (seconds) that lead must persist before the label swaps.
-    crossfade_s : float
-        Length of the crossfade (seconds) when the label swaps.
     scene_ratio : float
         Scene check: the two outputs' coherence over the last
         ``scene_memory_s`` must reach this many times its steady level (and
@@ -343,12 +372,6 @@ class FdParams:
     max_gain_db: float = 40.0
     ref_mic: int = 0
     second_mic: int = -1
-    voice: str | int = "auto"
-    label_memory_s: float = 3.0
-    label_first_s: float = 1.0
-    label_margin: float = 0.5
-    label_hold_s: float = 0.5
-    crossfade_s: float = 0.02
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
@@ -390,11 +413,7 @@ class FdParams:
             second = 1 if ref == 0 else 0
         if second == ref:
             raise ConfigError(f"second_mic={self.second_mic!r} is the reference mic; pick another microphone")
-        check_range("label_memory_s", self.label_memory_s, 0.05, 600.0)
-        check_range("label_first_s", self.label_first_s, 0.0, 600.0)
-        check_range("label_margin", self.label_margin, 0.0, 100.0)
-        check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
-        check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
+        self.check_label(2)
         if self.scene_ratio != 0:
             check_range("scene_ratio", self.scene_ratio, 1.0, 100.0)
         check_range("scene_floor", self.scene_floor, 0.0, 1.0)
@@ -404,8 +423,6 @@ class FdParams:
             check_range("loud_factor", self.loud_factor, 1.0, 1e6)
         check_range("balance_gate_db", self.balance_gate_db, 0.0, 200.0)
         check_range("balance_accept_s", self.balance_accept_s, 0.0, 60.0)
-        if self.voice != "auto":
-            check_range("voice", self.voice, 0, 1, kind=int)
         return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), iterations=int(iterations),
                                    warmup_every=int(every), warmup_passes=int(passes),
                                    start_passes=int(start_passes), whiten=whiten,

@@ -143,6 +143,14 @@ class Separator:
                               "save it with Separator.state()") from None
         return sep
 
+    def pin_voice(self, output: int | None) -> None:
+        """Pin the voice to ``output`` (0-based) from now on, crossfaded; None: automatic again."""
+        self._engine.pin_voice(output)
+
+    def swap_voice(self) -> int:
+        """Call the other output the voice from now on (pins it); returns the new voice index (0-based)."""
+        return self._engine.swap_voice()
+
     @property
     def events(self) -> list[dict[str, Any]]:
         """Guard events so far (the latest 200): ``t_s`` stream time (s), ``kind``, ``total`` count."""

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..config import FdParams, params_from, prior_shape
-from ..kernels.iva import iva_frames, label_images
+from ..kernels.iva import iva_frames
+from ..kernels.labels import label_block
 from ..kernels.stft import gather_frames, overlap_add, pr_windows
+from ..labeling import VoicePin, as_label_state, initial_pin, initial_selection, label_info, label_params, new_label_state
 
 #: Frames handed to the kernels at once: bounds memory on whole-file calls.
 _FRAMES_PER_CHUNK = 256
@@ -33,7 +35,7 @@ _CLIP_LEVEL = 0.999
 _SCENE_LEVEL_S = 4.0
 
 
-class FrequencyDomainEngine:
+class FrequencyDomainEngine(VoicePin):
     """Streaming separator for convolutive (room) mixtures (DESIGN §3).
 
     Parameters
@@ -86,11 +88,8 @@ class FrequencyDomainEngine:
                                min(restart_last, self._n_warm), p.overlap,
                                max(1, round(p.scene_hold_s * frames_per_s)) if p.scene_ratio > 0 else 0],
                               dtype=np.int64)
-        pinned = -1 if p.voice == "auto" else int(p.voice)
-        self._lprm = np.array([math.exp(-1.0 / (p.label_memory_s * self.fs)), p.label_margin])
-        self._liprm = np.array([self.hop, round(p.label_hold_s * self.fs),
-                                round(p.crossfade_s * self.fs), pinned,
-                                round(p.label_first_s * self.fs)], dtype=np.int64)
+        self._ep, self._lp = label_params(p, self.fs)
+        self._xfade = int(round(p.crossfade_s * self.fs))
         self.reset()
 
     def reset(self) -> None:
@@ -106,9 +105,10 @@ class FrequencyDomainEngine:
         self.lvl = np.zeros(self._n_lvl)
         self.recent = np.zeros((self._n_recent, 2, k), dtype=np.complex128)
         self.buf = np.zeros((max(self._n_warm, 1), 2, k), dtype=np.complex128)
-        self.mom = np.zeros(8)
-        start = 0 if self.params.voice == "auto" else int(self.params.voice)
-        self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
+        self.lst = new_label_state(2)
+        self.lab = initial_selection(self.params)
+        self.pin = initial_pin(self.params)
+        self._sync_pin()
         self.tail = np.zeros((self.frame - 1, 2))
         self.acc = np.zeros((2, self.frame))
         # outputs decided but not yet emitted; the first frame-1 are the
@@ -137,7 +137,7 @@ class FrequencyDomainEngine:
         ref = np.ascontiguousarray(ext[first:first + n_frames * h, 0])
         # absolute index of the first sample these frames complete
         s0 = int(self.count[0]) + first + 1 - n
-        label_images(out, ref, s0, learned, self.mom, self.lab, self._lprm, self._liprm, res[0], res[1])
+        label_block(out, ref, s0, learned, h, self.lst, self._ep, self._lp, self.lab, self._xfade, res[0], res[1])
         return res[:, max(0, -s0):]
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +182,7 @@ class FrequencyDomainEngine:
         self.process(rng.standard_normal((self.frame + 2 * self.hop, self.channels)) * 0.1)
         self.load_state_arrays(saved)
 
-    _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "st", "mom", "lab", "tail", "acc", "fifo", "count")
+    _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "st", "lst", "lab", "pin", "tail", "acc", "fifo", "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
@@ -191,13 +191,13 @@ class FrequencyDomainEngine:
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore state saved by :meth:`state_arrays`."""
         for k, val in state.items():
-            setattr(self, k, val.copy())
+            setattr(self, k, as_label_state(val) if k == "lst" else val.copy())
+        self._sync_pin()
 
     def info(self) -> dict[str, Any]:
-        """Voice output index, output kurtoses, frame counters."""
+        """Voice output index, label evidence and moves, frame counters."""
         return {
-            "voice": int(self.lab[0]),
-            "kurtosis": [float(self.mom[5]), float(self.mom[6])],
+            **label_info(self.lst, self.lab),
             "frames": int(self.st[0]),
             "silent_frames": int(self.st[2]),
             "degenerate_bin_updates": int(self.st[3]),

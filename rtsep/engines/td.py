@@ -15,6 +15,7 @@ import numpy as np
 from ..config import TdParams, params_from
 from ..kernels.moments import quartic_index_table
 from ..kernels.td import td_process
+from ..labeling import VoicePin, initial_pin, initial_selection, label_info, label_params, new_label_state
 
 
 def make_workspace(m: int, q: int) -> tuple:
@@ -25,7 +26,7 @@ def make_workspace(m: int, q: int) -> tuple:
             f((q, q, m, m)), f((q, q, q, m)), f((q, q)), f((m, q)), f(5), f((m, m)), f((q, q)))
 
 
-class TimeDomainEngine:
+class TimeDomainEngine(VoicePin):
     """Streaming separator for instantaneous mixtures (DESIGN §2).
 
     Parameters
@@ -58,7 +59,7 @@ class TimeDomainEngine:
         # the short-term power for the dead-mic test: 2 ms
         lam_pw = math.exp(-1.0 / (0.002 * self.fs))
         dead_ratio = 10.0 ** (-p.dead_mic_db / 10.0) if p.dead_mic_db > 0 else 0.0
-        self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, p.label_margin, 1.0 - lam_f,
+        self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, 0.0, 1.0 - lam_f,
                               p.change_threshold, p.outlier_sigma, p.change_min_gain,
                               1.0 - lam_pw, dead_ratio], dtype=np.float64)
         # after a stuck block the high-pass rings with the step it saw:
@@ -67,16 +68,17 @@ class TimeDomainEngine:
         stuck = round(p.stuck_s * self.fs)
         if p.stuck_s > 0:
             stuck = max(2, stuck)
-        pinned = -1 if p.voice == "auto" else int(p.voice)
-        self._iprm = np.array([p.update_every, p.ref_mic, round(p.label_hold_s * self.fs),
-                               round(p.crossfade_s * self.fs), pinned, p.global_search_every,
+        self._ep, self._lp = label_params(p, self.fs)
+        self._iprm = np.array([p.update_every, p.ref_mic, 0,
+                               round(p.crossfade_s * self.fs), 0, p.global_search_every,
                                round(p.warmup_s * self.fs), round(p.change_hold_s * self.fs),
                                round(p.change_memory_s * self.fs), int(p.change_threshold < math.pi / 4),
-                               stuck, hang, round(p.memory_s * self.fs),
-                               round(p.label_first_s * self.fs)], dtype=np.int64)
+                               stuck, hang, 0,
+                               round(p.label_guess_s * self.fs)], dtype=np.int64)
         self._ws = make_workspace(m, q)
         self._xf = np.zeros(m)
         self._z_empty = np.zeros((0, q))
+        self._yq = np.zeros(q)
         self.reset()
 
     def reset(self) -> None:
@@ -98,8 +100,10 @@ class TimeDomainEngine:
         self.wv[ref] = 1.0
         self.dv = np.zeros(m)
         self.kurt = np.zeros(q)
-        start = 0 if self.params.voice == "auto" else int(self.params.voice)
-        self.lab = np.array([start, start, 0, 1 << 40], dtype=np.int64)
+        self.lab = initial_selection(self.params)
+        self.lst = new_label_state(q)
+        self.pin = initial_pin(self.params)
+        self._sync_pin()
         self.cnt = np.zeros(14, dtype=np.int64)
         self.pw = np.zeros(m)
         self.flt = np.zeros(m + 1, dtype=np.int64)
@@ -126,7 +130,8 @@ class TimeDomainEngine:
         td_process(x, voice, background, z, write_z, self.hp, self.cov, self.m4, self.cov_f,
                    self.m4_f, self._idx4,
                    self._full_map, self.v, self.rot, self.w, self.wv, self.dv, self.kurt,
-                   self.lab, self.cnt, self.pw, self.flt, self._prm, self._iprm, self._xf, self._ws)
+                   self.lab, self.cnt, self.pw, self.flt, self._prm, self._iprm, self._xf, self._ws,
+                   self.lst, self._ep, self._lp, self._yq)
         return voice, background
 
     def warmup(self) -> None:
@@ -142,7 +147,7 @@ class TimeDomainEngine:
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
         names = ("hp", "cov", "m4", "cov_f", "m4_f", "v", "rot", "w", "wv", "dv", "kurt", "lab", "cnt",
-                 "pw", "flt")
+                 "pw", "flt", "lst", "pin")
         return {k: getattr(self, k).copy() for k in names}
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
@@ -157,13 +162,17 @@ class TimeDomainEngine:
             if val.shape != mine.shape:
                 raise ConfigError(f"saved state {k!r} has shape {val.shape}, this engine needs {mine.shape}; "
                                   "resume with the same channels and parameters")
+            if val.dtype != mine.dtype:
+                raise ConfigError(f"saved state {k!r} has the layout {val.dtype}, this engine needs {mine.dtype}; "
+                                  "resume with the same rtsep version")
         for k in self.state_arrays():
             getattr(self, k)[...] = state[k]
+        self._sync_pin()
 
     def info(self) -> dict[str, Any]:
-        """Voice output index, output kurtoses, update counters."""
+        """Voice output index, label evidence and moves, output kurtoses, update counters."""
         return {
-            "voice": int(self.lab[0]),
+            **label_info(self.lst, self.lab),
             "kurtosis": [float(k) for k in self.kurt],
             "updates": int(self.cnt[1]),
             "silent_updates": int(self.cnt[2]),

@@ -59,7 +59,6 @@ import math
 import numpy as np
 from numba import njit
 
-from .labels import crossfade_weight, update_label
 
 #: Frames whose power (sum of |X|^2 over bins and both mics) is below this
 #: carry no information (digital silence, ~ -200 dBFS): the demixer is kept.
@@ -562,7 +561,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
     learned : ndarray, shape (F,), int64
         Written: 0 while the outputs are still the unseparated reference
         mic (before frame ``n_start``), 1 once the demixers are estimated,
-        2 for the outputs of a faulty frame (see :func:`label_images`).
+        2 for the outputs of a faulty frame (see :func:`rtsep.kernels.labels.label_block`).
     """
     n_frames = xf.shape[0]
     n_bins = xf.shape[2]
@@ -738,93 +737,3 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                 im0 = 0.0
             img[t, 0, k] = im0
             img[t, 1, k] = x0 - im0
-
-
-@njit(cache=True, nogil=True)
-def label_images(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, mom: np.ndarray,
-                 lab: np.ndarray, prm: np.ndarray, iprm: np.ndarray, voice: np.ndarray,
-                 background: np.ndarray) -> None:
-    """Running kurtosis of each output image, voice label with hysteresis, crossfade.
-
-    Parameters
-    ----------
-    img : ndarray, shape (n, 2), float64
-        Time-domain image of each output at the reference mic, for the
-        absolute samples ``s0 .. s0 + n - 1``.
-    ref : ndarray, shape (n,), float64
-        The reference microphone at the same samples.
-    s0 : int
-        Absolute index of the first sample (negative: before the stream).
-    learned : ndarray, shape (n // hop,), int64
-        Per frame (``hop`` samples each): 0 the demixers are not estimated
-        yet (the kurtosis ignores the unseparated start, whose silent second
-        output would look very kurtotic); 1 separated; 2 separated, but the
-        frame was faulty (its outputs are not evidence).
-    mom : ndarray, shape (8,), float64
-        Samples counted; E[y^2], E[y^4] of output 0 and of output 1; the
-        excess kurtosis of output 0 and 1 at the last label update; 1 once
-        the first decision is taken.
-    lab : ndarray, shape (4,), int64
-        Label state (:mod:`rtsep.kernels.labels`), updated in place.
-    prm : ndarray, shape (2,), float64
-        Forgetting factor per sample of the moments; label margin.
-    iprm : ndarray, shape (5,), int64
-        Label period (samples, on the absolute index), hold samples,
-        crossfade samples, pinned output (-1: automatic), samples of
-        separated output before the first decision.
-    voice, background : ndarray, shape (n,), float64
-        Written; zero before the stream starts. ``background`` is the
-        reference mic minus ``voice``, so the two always sum to the input.
-    """
-    lam = prm[0]
-    margin = prm[1]
-    period = iprm[0]
-    hold = iprm[1]
-    xfade = iprm[2]
-    pinned = iprm[3]
-    first = iprm[4]
-    kurt = mom[5:7]
-    for i in range(img.shape[0]):
-        s = s0 + i
-        if s < 0:
-            voice[i] = 0.0
-            background[i] = 0.0
-            continue
-        code = learned[i // period]
-        if code == 0:
-            voice[i] = img[i, lab[0]]
-            background[i] = ref[i] - voice[i]
-            continue
-        if code == 1:
-            # (code 2: a faulty frame's outputs do not count as evidence)
-            mom[0] += 1.0
-            # growing window first (true averages), then exponential forgetting
-            b = 1.0 - 1.0 / mom[0]
-            if b > lam:
-                b = lam
-            for q in range(2):
-                e2 = img[i, q] * img[i, q]
-                mom[1 + 2 * q] = b * mom[1 + 2 * q] + (1.0 - b) * e2
-                mom[2 + 2 * q] = b * mom[2 + 2 * q] + (1.0 - b) * e2 * e2
-        if (s + 1) % period == 0:
-            for q in range(2):
-                m2 = mom[1 + 2 * q]
-                kurt[q] = mom[2 + 2 * q] / (m2 * m2) - 3.0 if m2 > 1e-30 else 0.0
-            if mom[7] == 0.0 and mom[0] >= first and pinned < 0:
-                # first decision: which output starts as the voice is arbitrary,
-                # so no margin or hold; hysteresis only guards later swaps
-                mom[7] = 1.0
-                best = 0 if kurt[0] >= kurt[1] else 1
-                if best != lab[0]:
-                    lab[1] = lab[0]
-                    lab[0] = best
-                    lab[2] = 0
-                    lab[3] = 0
-            else:
-                update_label(kurt, lab, margin, hold, period, pinned)
-        wgt = crossfade_weight(lab, xfade)
-        v = wgt * img[i, lab[0]] + (1.0 - wgt) * img[i, lab[1]]
-        if lab[3] < xfade:
-            lab[3] += 1
-        voice[i] = v
-        background[i] = ref[i] - v

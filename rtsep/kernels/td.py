@@ -23,21 +23,20 @@ State layout (owned by :class:`rtsep.engines.td.TimeDomainEngine`):
   samples in the long-memory window, change-detector hold, changes
   detected, forced global searches left, outlier samples shrunk, samples
   not learnt from because a mic was stuck (repeating one value, plus the
-  hang-over), samples not learnt from because a mic was dead, samples
-  left in which the label ignores its margin (after a change), 1 once the
-  first label decision is taken;
+  hang-over), samples not learnt from because a mic was dead, (unused),
+  1 once the first kurtosis guess of the voice is taken;
 - ``pw`` (M,): short-term power of each DC-free mic (the dead-mic test);
   ``flt`` (M+1,) int64: per mic, how many times in a row its raw value
   repeated (capped), then the fault hang-over samples left.
 
-Parameters: ``prm`` float64 = (1−λ, high-pass coefficient, eps_rel, label
-margin, 1−λ of the short memory, change threshold, outlier radius in σ,
+Parameters: ``prm`` float64 = (1−λ, high-pass coefficient, eps_rel, (unused), 1−λ of the short memory, change threshold, outlier radius in σ,
 least contrast gain of a change, 1−λ of the short-term power, dead-mic power
-ratio); ``iprm`` int64 = (K, reference mic, hold samples, crossfade samples,
-pinned output or −1, global-search period in updates, warm-up samples,
+ratio); ``iprm`` int64 = (K, reference mic, (unused), crossfade samples, (unused), global-search period in updates, warm-up samples,
 change hold samples, short-memory length in samples, change detector
 on/off, repeats that make a mic stuck (0: off), fault hang-over samples,
-label samples without margin after a change).
+(unused), samples learnt from before the kurtosis guess of the voice).
+The voice label's own state and parameters are named records
+(:mod:`rtsep.kernels.labels`).
 """
 
 from __future__ import annotations
@@ -47,7 +46,8 @@ from numba import njit
 
 from .ica import (best_pair_angle, jacobi_sweep, mode_product4, orthonormalise_rows, pair_kurtoses,
                   subtract_gaussian_part)
-from .labels import update_label
+from .evidence import EvidenceParams
+from .labels import LabelParams, observe
 from .moments import accumulate_moments, expand_quartic, forgetting_weight, symmetric_from_upper
 from .whitening import small_inverse, whitening_matrix
 
@@ -151,11 +151,6 @@ def _detect_change(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.
             cnt[6] = 0
             cnt[7] += 1
             cnt[8] = 16  # search the whole circle of angles for the next updates
-            # the outputs of the new demixer need not be in the old order:
-            # while the statistics refill, the label follows the kurtosis
-            # lead without the margin (a talker's excess kurtosis over 2 s
-            # can be below the margin, so it could never win the label back)
-            cnt[12] = iprm[12]
     else:
         cnt[6] = max(0, cnt[6] - iprm[0])
 
@@ -164,12 +159,15 @@ def _detect_change(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.
 def td_update(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarray,
               full_map: np.ndarray, v: np.ndarray, rot: np.ndarray, w: np.ndarray,
               wv: np.ndarray, dv: np.ndarray, kurt: np.ndarray, lab: np.ndarray,
-              cnt: np.ndarray, prm: np.ndarray, iprm: np.ndarray, ws: tuple) -> None:
-    """Recompute whitening, rotation, projection-back weights and the voice label.
+              cnt: np.ndarray, prm: np.ndarray, iprm: np.ndarray, ws: tuple, pinned: int,
+              decided: int) -> None:
+    """Recompute whitening, rotation, projection-back weights and the voice weights.
 
     Called by :func:`td_process` every ``iprm[0]`` samples; the arguments are
     the state arrays described in the module docstring, ``ws`` a tuple of
-    scratch arrays (see :func:`rtsep.engines.td.make_workspace`).
+    scratch arrays (see :func:`rtsep.engines.td.make_workspace`); ``pinned``
+    the output the voice is pinned to (-1: none) and ``decided`` 1 once the
+    speech evidence has taken its first decision.
     """
     (cfull, v_new, evals, evecs, wmm, wqq, wqq2, wqq3, d, dtmp, m4full, cum, w1, w2, w3,
      cy, a, coef, cf_full, cyf) = ws
@@ -245,17 +243,13 @@ def td_update(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarr
         else:
             cnt[4] += 1
     _detect_change(cov, m4, cov_f, m4_f, full_map, d, cnt, prm, iprm, ws)
-    margin = prm[3]
-    if cnt[12] > 0:
-        cnt[12] = max(0, cnt[12] - k_upd)
-        margin = 0.0
     if cnt[13] == 0 and cnt[5] >= iprm[13]:
-        # first decision: which output starts as the voice is arbitrary, so
-        # the more kurtotic one takes it outright; the margin and hold only
-        # guard later swaps (waiting for a margin-1 lead kept the background
+        # a first guess, until the speech evidence decides (label_first_s):
+        # which output starts as the voice is arbitrary, so the more
+        # kurtotic one takes it (starting from output 0 kept the background
         # as the voice for 0.3-2 s on the bench's mixtures: −7 dB whole-file)
         cnt[13] = 1
-        if iprm[4] < 0:
+        if pinned < 0 and decided == 0:
             best = 0
             for k in range(q):
                 if kurt[k] > kurt[best]:
@@ -263,10 +257,7 @@ def td_update(cov: np.ndarray, m4: np.ndarray, cov_f: np.ndarray, m4_f: np.ndarr
             if best != lab[0]:
                 lab[1] = lab[0]
                 lab[0] = best
-                lab[2] = 0
                 lab[3] = 0
-    else:
-        update_label(kurt, lab, margin, iprm[2], k_upd, iprm[4])
     xfade = iprm[3]
     if xfade > 0:
         alpha = min(1.0, (lab[3] + k_upd) / xfade)
@@ -290,7 +281,8 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                cov_f: np.ndarray, m4_f: np.ndarray, idx4: np.ndarray, full_map: np.ndarray, v: np.ndarray, rot: np.ndarray,
                w: np.ndarray, wv: np.ndarray, dv: np.ndarray, kurt: np.ndarray,
                lab: np.ndarray, cnt: np.ndarray, pw: np.ndarray, flt: np.ndarray,
-               prm: np.ndarray, iprm: np.ndarray, xf: np.ndarray, ws: tuple) -> None:
+               prm: np.ndarray, iprm: np.ndarray, xf: np.ndarray, ws: tuple, lst: np.ndarray,
+               ep: EvidenceParams, lp: LabelParams, yq: np.ndarray) -> None:
     """Separate a block sample by sample, carrying all state across calls.
 
     Parameters
@@ -311,7 +303,12 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
         Scratch for one DC-free sample.
     ws : tuple
         Scratch arrays for :func:`td_update`.
+    lst, ep, lp : recarray (1,), EvidenceParams, LabelParams
+        The voice label's state and parameters (:mod:`rtsep.kernels.labels`).
+    yq : ndarray, shape (Q,)
+        Scratch for one sample of every output's image.
     """
+    st = lst[0]
     n = x.shape[0]
     m = x.shape[1]
     q = v.shape[0]
@@ -362,6 +359,11 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
             acc += wv[i] * xf[i]
         voice[t] = acc
         background[t] = xf[ref] - acc
+        for k in range(q):
+            s = 0.0
+            for i in range(m):
+                s += w[k, i] * xf[i]
+            yq[k] = s
         if write_z:
             for k in range(q):
                 s = 0.0
@@ -415,6 +417,9 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
             accumulate_moments(xf, forgetting_weight(cnt[5], beta_min), cov, m4, idx4)
             if detect:
                 accumulate_moments(xf, forgetting_weight(cnt[5], beta_fast), cov_f, m4_f, idx4)
+        # the label's evidence: every output's image, once the outputs are
+        # separated and only from sound input
+        observe(st, ep, lp, lab, yq, learn and cnt[5] >= iprm[6])
         if cnt[0] % k_upd == 0:
             td_update(cov, m4, cov_f, m4_f, full_map, v, rot, w, wv, dv, kurt, lab, cnt, prm,
-                      iprm, ws)
+                      iprm, ws, lp.pinned, st.decided)
