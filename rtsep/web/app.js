@@ -131,6 +131,7 @@ function onReady(m) {
 }
 
 function onCapture(m) {
+  if (!ctx) return;
   state.blocks++;
   if (m.channels < 2) {
     state.monoQuanta++;
@@ -171,12 +172,14 @@ function onAnswer(y, tag, rtt) {
     if (--recInflight === 0 && recStopping) finishRecording();
   }
   scopeOut.push(y, state.wireFs, [1, 0]);
+  if (!node) return;  // answers after Stop: counted and recorded, not played
   const z = resOut ? resOut.process(y) : y;
   node.port.postMessage({type: "play", data: z, frame: tag ? tag.frame : 0});
 }
 
 const latencies = [];
 function onReport(r) {
+  if (!ctx) return;
   state.underruns = r.underruns;
   state.droppedFrames = r.droppedFrames;
   if (r.latencies.length) {  // median over the last ~400 answers played
@@ -230,6 +233,7 @@ function stop() {
 }
 
 function stopCapture() {
+  if (node) node.port.onmessage = null;  // messages already queued by the worklet are not wanted any more
   if (media) media.getTracks().forEach((t) => t.stop());
   if (ctx) ctx.close();
   media = null; ctx = null; node = null; stream = null;
@@ -262,7 +266,7 @@ function finishRecording() {
   $("record").textContent = "Record";
   $("record").classList.remove("on");
   $("recordings").hidden = false;
-  const stamp = new Date().toISOString().slice(11, 19).replaceAll(":", "");
+  const stamp = new Date().toLocaleTimeString();
   for (const [name, blob] of Object.entries(files)) {
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
@@ -306,7 +310,11 @@ function pct(a, q) {
   return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))] : NaN;
 }
 
-function render() {
+let lastDraw = 0;
+function render(now) {
+  requestAnimationFrame(render);
+  if (now - lastDraw < 40) return;  // 25 pictures a second are plenty for meters and scopes
+  lastDraw = now;
   for (const c of [0, 1]) {
     $(`lvl${c + 1}`).value = Math.max(-80, level[c]);
     $(`db${c + 1}`).textContent = ctx ? `${level[c].toFixed(0)} dBFS` : "–";
@@ -323,16 +331,15 @@ function render() {
         `${(state.latencyMs + algo + dev).toFixed(0)} ms`;
     }
     const serverLate = state.serverStats ? state.serverStats.late_frames : 0;
-    $("late").textContent = `${state.underruns} playback underruns, ${serverLate} frames late at the server`;
-    $("dropped").textContent = `${state.droppedSend} frames not sent (server behind), ` +
-      `${state.droppedFrames} samples dropped (buffer full)`;
+    $("late").textContent = `playback underruns: ${state.underruns}; frames late at the server: ${serverLate}`;
+    $("dropped").textContent = `frames not sent (server behind): ${state.droppedSend}; ` +
+      `samples dropped (buffer full): ${state.droppedFrames}`;
     $("samples").textContent = `${state.sent} / ${state.received}`;
     $("dev").textContent = state.device ? `${state.device.label}: ${state.device.channelCount ?? "?"} ch, ` +
       `${ctx.sampleRate} Hz` : "–";
   }
   scopeIn.draw();
   scopeOut.draw();
-  requestAnimationFrame(render);
 }
 
 // ---------------------------------------------------------------- controls
