@@ -72,23 +72,35 @@ export class Stream {
   }
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Float32 interleaved → the wire's little-endian bytes. */
 export function encode(x, format) {
   if (format === "float32") {
+    if (LITTLE_ENDIAN) return Float32Array.from(x).buffer;
     const out = new DataView(new ArrayBuffer(x.length * 4));
     for (let i = 0; i < x.length; i++) out.setFloat32(4 * i, x[i], true);
     return out.buffer;
   }
-  const out = new DataView(new ArrayBuffer(x.length * 2));
+  const q = new Int16Array(x.length);
   for (let i = 0; i < x.length; i++) {
     const v = Math.round(x[i] * 32768);
-    out.setInt16(2 * i, v > 32767 ? 32767 : v < -32768 ? -32768 : v, true);
+    q[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
   }
+  if (LITTLE_ENDIAN) return q.buffer;
+  const out = new DataView(new ArrayBuffer(x.length * 2));
+  for (let i = 0; i < q.length; i++) out.setInt16(2 * i, q[i], true);
   return out.buffer;
 }
 
 /** The wire's little-endian bytes → Float32 interleaved, full scale ±1. */
 export function decode(buf, format) {
+  if (LITTLE_ENDIAN) {
+    if (format === "float32") return new Float32Array(buf);
+    const q = new Int16Array(buf), y = new Float32Array(q.length);
+    for (let i = 0; i < q.length; i++) y[i] = q[i] / 32768;
+    return y;
+  }
   const view = new DataView(buf);
   if (format === "float32") {
     const y = new Float32Array(buf.byteLength / 4);
