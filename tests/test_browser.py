@@ -58,78 +58,123 @@ def page_state(driver) -> dict:
     return driver.execute_script("return JSON.parse(JSON.stringify(window.rtsep));")
 
 
-def test_page_separates_a_known_mixture_from_the_fake_microphone(mixture, tmp_path):
-    import soundfile as sf
+def run_page(wav: Path, downloads: Path, query: str = "", record_s: float = RECORD_S, swap: bool = False) -> dict:
+    """Serve, open the page, Start, (swap twice), record ``record_s`` seconds, Stop.
 
-    wav, a = mixture
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
+    Returns
+    -------
+    dict
+        ``live``: the page's state while streaming; ``end``: after Stop; ``logs``: the
+        browser console; ``cpu``: Chromium's cores (all its processes) while recording.
+    """
+    downloads.mkdir(exist_ok=True)
     server = rig.Served()
     driver = None
     try:
         driver = rig.chromium(wav, downloads)
-        driver.get(server.http)
+        driver.get(server.http + query)
         rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 20)
         driver.find_element("id", "start").click()
         # A fresh server compiles its kernels for the first stream: up to a minute on 2 cores.
         rig.wait_for("the stream to be ready", lambda: page_state(driver)["ready"], 150)
-        st = page_state(driver)
-        # Chromium's fake capture device keeps both channels of the WAV.
-        assert st["device"]["channelCount"] == 2, f"the fake device gave {st['device']}"
-        assert st["device"]["echoCancellation"] is False and st["device"]["autoGainControl"] is False
-
-        # Swap is a round trip through the server, and a second swap undoes it.
-        driver.find_element("id", "swap").click()
-        rig.wait_for("the server to confirm the swap", lambda: page_state(driver)["swapped"] is True, 10)
-        driver.find_element("id", "swap").click()
-        rig.wait_for("the server to undo the swap", lambda: page_state(driver)["swapped"] is False, 10)
-
+        if swap:  # a round trip through the server, and a second swap undoes it
+            driver.find_element("id", "swap").click()
+            rig.wait_for("the server to confirm the swap", lambda: page_state(driver)["swapped"] is True, 10)
+            driver.find_element("id", "swap").click()
+            rig.wait_for("the server to undo the swap", lambda: page_state(driver)["swapped"] is False, 10)
         time.sleep(1.0)
         cpu0, t0 = rig.cpu_seconds(driver.service.process.pid), time.monotonic()
         driver.find_element("id", "record").click()
-        time.sleep(RECORD_S)
+        time.sleep(record_s)
         driver.find_element("id", "record").click()
         cpu = (rig.cpu_seconds(driver.service.process.pid) - cpu0) / (time.monotonic() - t0)
         rig.wait_for("three downloaded WAVs", lambda: rig.have_downloads(downloads, FILES), 30)
-        if os.environ.get("RTSEP_BROWSER_SHOT"):  # the README's picture: RTSEP_BROWSER_SHOT=docs/browser-client.png
+        if os.environ.get("RTSEP_BROWSER_SHOT") and not query:  # RTSEP_BROWSER_SHOT=docs/browser-client.png
             driver.save_screenshot(os.environ["RTSEP_BROWSER_SHOT"])
         live = page_state(driver)
         driver.find_element("id", "start").click()  # Stop: eof → final stats
         rig.wait_for("the final stats", lambda: page_state(driver)["finalStats"], 20)
-        st = page_state(driver)
-        logs = driver.get_log("browser")
+        return {"live": live, "end": page_state(driver), "logs": driver.get_log("browser"), "cpu": cpu}
     finally:
         if driver is not None:
             driver.quit()
         server.stop()
 
-    # No script error on the page, in the worklet, or in the console.
-    assert st["errors"] == []
-    severe = [e for e in logs if e["level"] == "SEVERE"]
-    assert severe == [], severe
 
-    # Every sample sent came back, and the server counted the same.
-    assert st["sent"] == st["received"] == st["finalStats"]["samples"] > 0
-    assert st["finalStats"]["final"] is True and st["finalStats"]["swapped"] is False
+def read_recording(downloads: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    import soundfile as sf
+
     x, fs = sf.read(downloads / FILES[0], dtype="float64")
     voice, fs_v = sf.read(downloads / FILES[1], dtype="float64")
-    background, _ = sf.read(downloads / FILES[2], dtype="float64")
-    assert fs == fs_v == st["wireFs"] and x.shape == (voice.shape[0], 2) == (background.shape[0], 2)
-    assert x.shape[0] >= 0.9 * RECORD_S * fs
+    background, fs_b = sf.read(downloads / FILES[2], dtype="float64")
+    assert fs == fs_v == fs_b and x.shape == (voice.shape[0], 2) == (background.shape[0], 2)
+    return x, voice, background, fs
 
-    # The recorded voice is a real separation of the known mixture.
+
+def check_clean_and_complete(run: dict) -> None:
+    """No script error anywhere; every sample sent came back, and the server counted the same."""
+    st = run["end"]
+    assert st["errors"] == []
+    severe = [e for e in run["logs"] if e["level"] == "SEVERE"]
+    assert severe == [], severe
+    assert st["sent"] == st["received"] == st["finalStats"]["samples"] > 0
+    assert st["finalStats"]["final"] is True
+
+
+def voice_sir(x: np.ndarray, voice: np.ndarray, background: np.ndarray, a: np.ndarray):
+    """BSS-Eval improvement on the recording's 2nd half, against images from the recorded input and A."""
     s = x @ np.linalg.inv(a).T
     images = (s * a[0][None, :]).T
     half = slice(x.shape[0] // 2, None)
-    imp = improvement(np.stack([voice, background])[:, half], images[:, half], x[half, 0])
+    return improvement(np.stack([voice, background])[:, half], images[:, half], x[half, 0])
+
+
+def test_page_separates_a_known_mixture_from_the_fake_microphone(mixture, tmp_path):
+    wav, a = mixture
+    run = run_page(wav, tmp_path / "downloads", swap=True)
+    live, st = run["live"], run["end"]
+    # Chromium's fake capture device keeps both channels of the WAV, unprocessed.
+    assert live["device"]["channelCount"] == 2, f"the fake device gave {live['device']}"
+    assert live["device"]["echoCancellation"] is False and live["device"]["autoGainControl"] is False
+    assert live["notices"] == []
+    check_clean_and_complete(run)
+    assert st["finalStats"]["swapped"] is False
+    x, voice, background, fs = read_recording(tmp_path / "downloads")
+    assert fs == st["wireFs"] == st["ctxRate"]  # the AudioContext's own rate: no resampling in the page
+    assert x.shape[0] >= 0.9 * RECORD_S * fs
+
+    imp = voice_sir(x, voice, background, a)
     summary = {"sir_improvement_db": imp.sir_improvement.tolist(), "sdr_improvement_db": imp.sdr_improvement.tolist(),
                "fs": fs, "recorded_s": x.shape[0] / fs, "in_page_latency_ms": live["latencyMs"],
                "device_latency_ms": live["deviceLatencyMs"], "network_rtt_ms_median": float(np.median(live["rttMs"])),
                "server_rtf_last_s": live["serverStats"]["rtf_recent"], "underruns": live["underruns"],
-               "dropped": live["droppedSend"] + live["droppedFrames"], "chromium_cpu_cores": cpu}
+               "dropped": live["droppedSend"] + live["droppedFrames"], "chromium_cpu_cores": run["cpu"]}
     print("browser path:", json.dumps(summary))
     assert imp.sir_improvement[0] > 15.0, summary
     assert imp.sir_improvement[1] > 5.0, summary
-
     # What the page showed was measured, not left blank.
-    assert 0 < live["latencyMs"] < 1000 and live["rttMs"] and live["serverStats"]["rtf"] > 0
+    assert 0 < live["latencyMs"] < 1000 and live["rttMs"] and live["serverStats"]["rtf_recent"] > 0
+
+
+def test_page_resamples_to_a_rate_it_is_asked_for(mixture, tmp_path):
+    wav, a = mixture
+    run = run_page(wav, tmp_path / "downloads", query="?rate=16000", record_s=5.0)
+    check_clean_and_complete(run)
+    assert run["end"]["wireFs"] == 16000 != run["end"]["ctxRate"]
+    x, voice, background, fs = read_recording(tmp_path / "downloads")
+    assert fs == 16000 and x.shape[0] >= 0.9 * 5.0 * fs
+    imp = voice_sir(x, voice, background, a)
+    print("browser path, resampled to 16 kHz: SIR improvement", imp.sir_improvement.tolist())
+    assert imp.sir_improvement[0] > 15.0
+
+
+def test_page_says_when_both_channels_carry_the_same_signal(mixture, tmp_path):
+    import soundfile as sf
+
+    wav, _ = mixture
+    x, fs = sf.read(wav)
+    mono = tmp_path / "mono.wav"
+    sf.write(mono, x[:, 0], fs, subtype="PCM_16")  # Chromium's fake device copies a mono file to both channels
+    run = run_page(mono, tmp_path / "downloads", record_s=2.0)
+    check_clean_and_complete(run)
+    assert any("same signal" in n for n in run["live"]["notices"]), run["live"]["notices"]
