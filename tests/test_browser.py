@@ -178,3 +178,26 @@ def test_page_says_when_both_channels_carry_the_same_signal(mixture, tmp_path):
     run = run_page(mono, tmp_path / "downloads", record_s=2.0)
     check_clean_and_complete(run)
     assert any("same signal" in n for n in run["live"]["notices"]), run["live"]["notices"]
+
+
+def test_page_passes_the_servers_token_and_shows_a_refusal(mixture, tmp_path):
+    wav, _ = mixture
+    server = rig.Served("--token", "s3cret")
+    driver = None
+    try:
+        driver = rig.chromium(wav, tmp_path)
+        driver.get(server.http)
+        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 20)
+        driver.find_element("id", "start").click()  # no token: refused with 1008, said on the page
+        errors = rig.wait_for("the refusal", lambda: page_state(driver)["errors"], 150)
+        assert "token" in errors[0] and "1008" in errors[0], errors
+        assert "token" in driver.find_element("id", "errors").text
+        rig.wait_for("the page to stop", lambda: driver.find_element("id", "start").text == "Start", 10)
+        driver.find_element("id", "token").send_keys("s3cret")
+        driver.find_element("id", "start").click()
+        rig.wait_for("the stream to be ready", lambda: page_state(driver)["ready"], 150)
+        rig.wait_for("audio to come back", lambda: page_state(driver)["received"] > 0, 10)
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.stop()
