@@ -304,6 +304,11 @@ def test_allow_origin_widens_the_policy():
     add_serve_arguments(p)
     args = p.parse_args(["--allow-origin", "https://app.example.org", "--allow-origin", "http://localhost:3000"])
     assert args.allow_origin == ["https://app.example.org", "http://localhost:3000"]
+    from rtsep.errors import ConfigError
+    from rtsep.service import cmd_serve
+
+    with pytest.raises(ConfigError, match="--allow-origin 'app.example.org' is not an origin"):
+        cmd_serve(p.parse_args(["--port", "0", "--allow-origin", "app.example.org"]))  # refused before listening
     with ServerThread(ServiceConfig(port=0, allow_origins=("https://app.example.org",))) as srv:
         with connect(srv.url, origin="https://app.example.org", open_timeout=T) as ws:
             ws.send(CONF)
