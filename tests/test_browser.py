@@ -201,3 +201,32 @@ def test_page_passes_the_servers_token_and_shows_a_refusal(mixture, tmp_path):
         if driver is not None:
             driver.quit()
         server.stop()
+
+
+def test_page_says_plainly_when_the_device_gives_one_channel(mixture, tmp_path):
+    wav, _ = mixture
+    server = rig.Served()
+    driver = None
+    try:
+        driver = rig.chromium(wav, tmp_path)
+        # A one-channel microphone: the page's request is replaced by one for exactly one channel
+        # (Chromium's fake device gives mono only with its audio processing on, so that stays on).
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+            const ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+            navigator.mediaDevices.getUserMedia = () => ask({audio: {channelCount: {exact: 1}}});"""})
+        driver.get(server.http)
+        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 20)
+        driver.find_element("id", "start").click()
+        notices = rig.wait_for("the page's notice", lambda: page_state(driver)["notices"], 20)
+        time.sleep(1.0)
+        st = page_state(driver)
+        shown = driver.find_element("id", "notice").text
+        logs = driver.get_log("browser")
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.stop()
+    assert st["device"]["channelCount"] == 1
+    assert "only one channel" in notices[0] and "two microphones" in notices[0] and notices[0] in shown
+    assert st["ready"] is None and st["sent"] == 0 and st["status"] == "idle: the device is mono"
+    assert st["errors"] == [] and [e for e in logs if e["level"] == "SEVERE"] == []
