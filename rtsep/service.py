@@ -10,6 +10,7 @@ frames; all audio is binary frames of little-endian interleaved PCM.
        {"fs": 16000, "channels": 2, "engine": "td", "format": "float32", "block": 256,
         "params": {"memory_s": 3},       # optional, engine parameters
         "out_format": "float32",         # optional, "float32" or "int16"; default = format
+        "stats_interval_s": 1.0,         # optional: a "stats" message every so often (default: none)
         "token": "secret"}               # required when the server has a token
 
    ``format`` is ``"float32"`` (full scale ±1) or ``"int16"``; ``block`` is
@@ -28,10 +29,23 @@ frames; all audio is binary frames of little-endian interleaved PCM.
    The server reads the next frame only after answering the previous one
    (backpressure: a client that sends faster than the server separates
    fills its own TCP buffer, not the server's memory).
+
+   With ``stats_interval_s`` the server also sends, after the answer to
+   the first audio frame that many seconds after the previous one, a text
+   message ``{"type": "stats", "final": false, ...}`` (the fields of the
+   final stats below, plus ``rtf_recent``: over the interval only). Without
+   it no text message ever comes between audio answers.
+
+   Client → server ``{"type": "swap"}`` at any point after ``ready``: from
+   the next audio frame on, the two returned channels trade places (what was
+   returned as background is returned first, as the voice), for this stream
+   only; the server answers ``{"type": "swapped", "swapped": true|false}``.
+   A second swap undoes it.
 4. Client → server ``{"type": "eof"}``; server → client
    ``{"type": "stats", "samples", "frames", "late_frames", "processing_s",
-   "audio_s", "rtf", "nonfinite", "clipped", "voice", ...}`` and a normal
-   close (1000).
+   "audio_s", "rtf", "nonfinite", "clipped", "voice", "swapped", "final": true, ...}``
+   and a normal close (1000). ``voice`` is the separator's own label (which
+   of its outputs is the talker), ``swapped`` whether the client swapped them.
 
 Errors close only the offending session: first a JSON text message
 ``{"type": "error", "code": 1008, "message": "…one line…"}``, then a
@@ -45,7 +59,14 @@ server is at ``--max-sessions``).
 
 Plain HTTP on the same port: ``GET /health`` → ``ok``; ``GET /metrics`` →
 Prometheus text (sessions active/total, samples processed, frames, late
-frames, processing seconds, real-time factor).
+frames, processing seconds, real-time factor); ``GET /`` → the browser
+client (files in ``rtsep/web/``, see :mod:`rtsep.webpage`).
+
+Origins: a WebSocket upgrade that carries an ``Origin`` header (every
+browser sends one) is refused with HTTP 403 unless that origin is this
+server's own (same host and port as the ``Host`` header) or was given with
+``--allow-origin``; clients without ``Origin`` (``rtsep client``, scripts)
+are not affected.
 
 Concurrency
 -----------
@@ -75,6 +96,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, DependencyError, RtsepError
+from .webpage import SECURITY_HEADERS, normalize_origin, origin_allowed, page_file
 
 #: Sample formats on the wire: name → little-endian dtype.
 FORMATS: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
@@ -117,6 +139,9 @@ class ServiceConfig:
         If set, the config message must carry it (``"token"``).
     workers : int
         Threads running ``Separator.process``.
+    allow_origins : tuple of str
+        Browser origins allowed besides the server's own (``--allow-origin``),
+        as :func:`rtsep.webpage.normalize_origin` writes them.
     """
 
     host: str = "127.0.0.1"
@@ -126,6 +151,7 @@ class ServiceConfig:
     idle_timeout_s: float = 30.0
     token: str | None = None
     workers: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    allow_origins: tuple[str, ...] = ()
 
 
 class SessionError(Exception):
@@ -192,7 +218,7 @@ def parse_config(text: Any, cfg: ServiceConfig) -> dict[str, Any]:
     -------
     dict
         ``fs`` (Hz), ``channels``, ``engine``, ``format``, ``out_format``,
-        ``block`` (frames), ``params``.
+        ``block`` (frames), ``params``, ``stats_interval_s`` (0: no periodic stats).
 
     Raises
     ------
@@ -210,7 +236,7 @@ def parse_config(text: Any, cfg: ServiceConfig) -> dict[str, Any]:
                                          '{"fs": 16000, "channels": 2, "engine": "td", "format": "float32", "block": 256}')
     if cfg.token is not None and msg.get("token") != cfg.token:
         raise SessionError(CLOSE_POLICY, "missing or wrong token: pass the server's --token / RTSEP_TOKEN as \"token\"")
-    known = {"fs", "channels", "engine", "format", "out_format", "block", "params", "token"}
+    known = {"fs", "channels", "engine", "format", "out_format", "block", "params", "token", "stats_interval_s"}
     extra = sorted(set(msg) - known)
     if extra:
         raise SessionError(CLOSE_POLICY, f"unknown config field(s) {', '.join(extra)}; known: {', '.join(sorted(known))}")
@@ -246,8 +272,11 @@ def parse_config(text: Any, cfg: ServiceConfig) -> dict[str, Any]:
         most = cfg.max_frame_bytes // (channels * FORMATS[fmt].itemsize)
         raise SessionError(CLOSE_POLICY, f"config field 'block' must be 1 to {most} frames for {channels} channels of "
                                          f"{fmt} (server max frame {cfg.max_frame_bytes} bytes), got {block}")
+    interval = number("stats_interval_s", 0, integer=False)
+    if interval < 0:
+        raise SessionError(CLOSE_POLICY, f"config field 'stats_interval_s' must be ≥ 0 seconds (0: none), got {interval}")
     return {"fs": fs, "channels": channels, "engine": engine, "format": fmt, "out_format": out_fmt,
-            "block": block, "params": params}
+            "block": block, "params": params, "stats_interval_s": interval}
 
 
 def _encode(voice: np.ndarray, background: np.ndarray, fmt: str) -> bytes:
@@ -311,12 +340,19 @@ class SeparationServer:
 
     def _http(self, connection: Any, request: Any) -> Any:
         path = request.path.split("?", 1)[0]
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            origin = request.headers.get("Origin")
+            if not origin_allowed(origin, request.headers.get("Host"), self.config.allow_origins):
+                return connection.respond(403, f"origin {origin} is not allowed; start rtsep serve with "
+                                               f"--allow-origin {origin} to accept it\n")
+            return None  # go on with the WebSocket handshake
+        page = page_file(path)
+        if page is not None:
+            return _respond(connection, page[0], page[1], SECURITY_HEADERS)
         if path == "/health":
             return connection.respond(200, "ok\n")
         if path == "/metrics":
-            resp = connection.respond(200, self.metrics.prometheus())
-            resp.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-            return resp
+            return _respond(connection, self.metrics.prometheus(), "text/plain; version=0.0.4; charset=utf-8")
         return None  # go on with the WebSocket handshake
 
     async def _fail(self, ws: Any, code: int, message: str) -> None:
@@ -378,6 +414,9 @@ class SeparationServer:
             "max_frame_bytes": max_bytes}))
         frames = late = 0
         processing = 0.0
+        swapped = False  # the client's {"type": "swap"}: return the channels the other way round
+        interval = conf["stats_interval_s"]
+        last_stats = (time.perf_counter(), 0.0, 0)  # (when, processing, samples) at the previous periodic stats
         while True:
             msg = await self._recv(ws)
             t_arrival = time.perf_counter()
@@ -388,7 +427,12 @@ class SeparationServer:
                     kind = None
                 if kind == "eof":
                     break
-                raise SessionError(CLOSE_POLICY, f'unexpected text message {msg[:60]!r}; send binary audio or {{"type": "eof"}}')
+                if kind == "swap":
+                    swapped = not swapped
+                    await ws.send(json.dumps({"type": "swapped", "swapped": swapped}))
+                    continue
+                raise SessionError(CLOSE_POLICY, f'unexpected text message {msg[:60]!r}; send binary audio, '
+                                                 f'{{"type": "swap"}} or {{"type": "eof"}}')
             n_bytes = len(msg)
             if n_bytes > max_bytes:
                 raise SessionError(CLOSE_TOO_BIG, f"audio message of {n_bytes} bytes is larger than the declared block "
@@ -401,6 +445,8 @@ class SeparationServer:
             # Awaiting here before the next recv is the backpressure.
             voice, background = await loop.run_in_executor(self._pool, sep.process, x)
             dt = time.perf_counter() - t0
+            if swapped:
+                voice, background = background, voice
             await ws.send(_encode(voice, background, conf["out_format"]))
             n = x.shape[0]
             processing += dt
@@ -412,14 +458,32 @@ class SeparationServer:
             self.metrics.late_frames += is_late
             self.metrics.processing_s += dt
             self.metrics.audio_s += n / fs
-        info = sep.info()
-        audio_s = sep.stats.samples / fs
-        stats = {"type": "stats", "samples": int(sep.stats.samples), "frames": frames, "late_frames": late,
-                 "processing_s": processing, "audio_s": audio_s, "rtf": processing / audio_s if audio_s else 0.0,
-                 "latency_samples": sep.latency_samples, "nonfinite": int(sep.stats.nonfinite),
-                 "clipped": int(sep.stats.clipped), "voice": info.get("voice")}
-        await ws.send(json.dumps(stats, default=_jsonable))
+            if interval and t_arrival - last_stats[0] >= interval:
+                recent_audio = (sep.stats.samples - last_stats[2]) / fs
+                extra = {"final": False, "rtf_recent": (processing - last_stats[1]) / recent_audio if recent_audio else 0.0}
+                await ws.send(json.dumps(_stats(sep, frames, late, processing, swapped) | extra, default=_jsonable))
+                last_stats = (t_arrival, processing, sep.stats.samples)
+        await ws.send(json.dumps(_stats(sep, frames, late, processing, swapped) | {"final": True}, default=_jsonable))
         await ws.close(CLOSE_NORMAL, "eof")
+
+
+def _respond(connection: Any, text: str, content_type: str, headers: dict[str, str] | None = None) -> Any:
+    """A 200 response with its one Content-Type (``Headers`` is a multi-dict: assigning appends)."""
+    resp = connection.respond(200, text)
+    del resp.headers["Content-Type"]
+    resp.headers["Content-Type"] = content_type
+    for name, value in (headers or {}).items():
+        resp.headers[name] = value
+    return resp
+
+
+def _stats(sep: Any, frames: int, late: int, processing: float, swapped: bool) -> dict[str, Any]:
+    """The fields of a session's ``stats`` message (periodic and final)."""
+    audio_s = sep.stats.samples / sep.fs
+    return {"type": "stats", "samples": int(sep.stats.samples), "frames": frames, "late_frames": late,
+            "processing_s": processing, "audio_s": audio_s, "rtf": processing / audio_s if audio_s else 0.0,
+            "latency_samples": sep.latency_samples, "nonfinite": int(sep.stats.nonfinite),
+            "clipped": int(sep.stats.clipped), "voice": sep.info().get("voice"), "swapped": swapped}
 
 
 def _jsonable(v: Any) -> Any:
@@ -502,8 +566,8 @@ def run_server(config: ServiceConfig) -> None:
 
     async def main() -> None:
         server = await SeparationServer(config).start()
-        print(f"rtsep: serving on ws://{config.host}:{server.port} (health: http://{config.host}:{server.port}/health, "
-              f"metrics: /metrics){'; token required' if config.token else ''}", file=sys.stderr, flush=True)
+        print(f"rtsep: serving on ws://{config.host}:{server.port} (browser client: http://{config.host}:{server.port}/, "
+              f"health: /health, metrics: /metrics){'; token required' if config.token else ''}", file=sys.stderr, flush=True)
         try:
             await server.serve_forever()
         finally:
@@ -526,6 +590,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-timeout", type=float, default=30.0, help="seconds without a message before a stream is closed (default 30)")
     p.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2),
                    help="threads running the separators (default: number of cores)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also accept WebSocket streams from pages of this origin, e.g. https://app.example.org "
+                        "(repeatable; default: only the server's own page and non-browser clients)")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -538,10 +605,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a TCP port (0 to 65535)")
     token = args.token if args.token is not None else (os.environ.get("RTSEP_TOKEN") or None)
+    origins = tuple(normalize_origin(o) for o in args.allow_origin)
     try:
         run_server(ServiceConfig(host=args.host, port=args.port, max_frame_bytes=args.max_frame_bytes,
                                  max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
-                                 token=token, workers=args.workers))
+                                 token=token, workers=args.workers, allow_origins=origins))
     except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop: not an error
         import sys
 

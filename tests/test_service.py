@@ -198,7 +198,7 @@ def test_health_and_metrics(server):
     assert urllib.request.urlopen(base + "/health", timeout=T).read() == b"ok\n"
     remote(server.url, signal(7, 512))
     resp = urllib.request.urlopen(base + "/metrics", timeout=T)
-    assert resp.headers["Content-Type"].startswith("text/plain")
+    assert resp.headers.get_all("Content-Type") == ["text/plain; version=0.0.4; charset=utf-8"]
     text = resp.read().decode()
     values = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines() if ln and not ln.startswith("#")}
     for name in ("rtsep_sessions_active", "rtsep_sessions_total", "rtsep_samples_processed_total",
@@ -244,3 +244,128 @@ def test_client_unreachable_server_is_one_line_error(tmp_path):
     sf.write(tmp_path / "in.wav", x, FS)
     with pytest.raises(ServiceError):
         stream_file(tmp_path / "in.wav", f"ws://127.0.0.1:{port}", tmp_path / "o")
+
+
+# ---------------------------------------------------------------- the browser client's server side
+
+def test_origin_policy_same_host_port_or_listed_or_none():
+    from rtsep.webpage import normalize_origin, origin_allowed
+
+    assert origin_allowed(None, "127.0.0.1:8765")                            # not a browser
+    assert origin_allowed("http://127.0.0.1:8765", "127.0.0.1:8765")         # the page this server sent
+    assert origin_allowed("http://LOCALHOST:8765", "localhost:8765")
+    assert origin_allowed("https://sep.example.org", "sep.example.org")      # behind a TLS proxy, default port
+    assert origin_allowed("https://sep.example.org:443", "sep.example.org:443")
+    assert origin_allowed("http://[::1]:8765", "[::1]:8765")
+    assert not origin_allowed("http://127.0.0.1:9999", "127.0.0.1:8765")     # another port is another origin
+    assert not origin_allowed("http://evil.example", "127.0.0.1:8765")
+    assert not origin_allowed("http://127.0.0.1:8765.evil.example", "127.0.0.1:8765")
+    assert not origin_allowed("https://sep.example.org", "sep.example.org:8765")
+    assert not origin_allowed("null", "127.0.0.1:8765")                      # file:// pages, sandboxed frames
+    assert not origin_allowed("garbage", "127.0.0.1:8765")
+    assert not origin_allowed("http://127.0.0.1:8765", None)
+    listed = (normalize_origin("https://App.Example.org:443/"),)
+    assert listed == ("https://app.example.org",)
+    assert origin_allowed("https://app.example.org", "127.0.0.1:8765", listed)
+    assert not origin_allowed("http://app.example.org", "127.0.0.1:8765", listed)  # the scheme is part of it
+    assert origin_allowed("null", "127.0.0.1:8765", (normalize_origin("null"),))
+
+
+@pytest.mark.parametrize("bad", ["example.org", "ftp://example.org", "https://example.org/path", "https://",
+                                 "https://example.org:99999"])
+def test_allow_origin_must_be_an_origin(bad):
+    from rtsep.errors import ConfigError
+    from rtsep.webpage import normalize_origin
+
+    with pytest.raises(ConfigError, match="--allow-origin"):
+        normalize_origin(bad)
+
+
+def test_websocket_upgrades_from_foreign_origins_are_refused(server):
+    from websockets.exceptions import InvalidStatus
+
+    own = server.url.replace("ws://", "http://")
+    with pytest.raises(InvalidStatus) as err:
+        connect(server.url, origin="http://evil.example", open_timeout=T)
+    assert err.value.response.status_code == 403 and b"--allow-origin" in err.value.response.body
+    with pytest.raises(InvalidStatus):
+        connect(server.url, origin=own.rsplit(":", 1)[0] + ":1", open_timeout=T)  # same host, other port
+    with connect(server.url, origin=own, open_timeout=T) as ws:  # the server's own page
+        ws.send(CONF)
+        assert json.loads(ws.recv(timeout=T))["type"] == "ready"
+    x = signal(20, 512)
+    assert np.array_equal(remote(server.url, x)[0], local(x)[0])  # no Origin: command-line clients
+
+
+def test_allow_origin_widens_the_policy():
+    p = argparse.ArgumentParser()
+    from rtsep.service import add_serve_arguments
+
+    add_serve_arguments(p)
+    args = p.parse_args(["--allow-origin", "https://app.example.org", "--allow-origin", "http://localhost:3000"])
+    assert args.allow_origin == ["https://app.example.org", "http://localhost:3000"]
+    from rtsep.errors import ConfigError
+    from rtsep.service import cmd_serve
+
+    with pytest.raises(ConfigError, match="--allow-origin 'app.example.org' is not an origin"):
+        cmd_serve(p.parse_args(["--port", "0", "--allow-origin", "app.example.org"]))  # refused before listening
+    with ServerThread(ServiceConfig(port=0, allow_origins=("https://app.example.org",))) as srv:
+        with connect(srv.url, origin="https://app.example.org", open_timeout=T) as ws:
+            ws.send(CONF)
+            assert json.loads(ws.recv(timeout=T))["type"] == "ready"
+
+
+def test_get_root_serves_the_self_contained_page(server):
+    base = server.url.replace("ws://", "http://")
+    resp = urllib.request.urlopen(base + "/", timeout=T)
+    html = resp.read().decode()
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert 'src="web/app.js"' in html and "http" not in html.replace("http-equiv", "")  # nothing from elsewhere
+    for name, needle in (("app.js", "getUserMedia"), ("worklet.js", "registerProcessor"), ("stream.js", '"swap"'),
+                         ("wav.js", "RIFF"), ("style.css", "canvas")):
+        resp = urllib.request.urlopen(f"{base}/web/{name}", timeout=T)
+        assert needle in resp.read().decode(), name
+        assert resp.headers["Content-Type"].startswith("text/css" if name.endswith(".css") else "text/javascript")
+    for path in ("/web/../service.py", "/web/", "/web/nothing.js", "/rtsep/service.py"):
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(base + path, timeout=T)
+
+
+def test_swap_trades_the_returned_channels_for_this_stream_only(server):
+    x = signal(21, 2048)
+    rv, rb = local(x)
+    with connect(server.url, open_timeout=T, max_size=None) as ws:
+        ws.send(CONF)
+        ws.recv(timeout=T)
+        got = []
+        for k, pos in enumerate(range(0, 2048, 256)):
+            if k in (3, 6):
+                ws.send(json.dumps({"type": "swap"}))
+                assert json.loads(ws.recv(timeout=T)) == {"type": "swapped", "swapped": k == 3}
+            ws.send(x[pos:pos + 256].tobytes())
+            got.append(np.frombuffer(ws.recv(timeout=T), "<f4").reshape(-1, 2))
+        ws.send(json.dumps({"type": "eof"}))
+        stats = json.loads(ws.recv(timeout=T))
+    y = np.concatenate(got)
+    plain, swapped = np.r_[0:768, 1536:2048], np.r_[768:1536]
+    assert np.array_equal(y[plain, 0], rv[plain]) and np.array_equal(y[plain, 1], rb[plain])
+    assert np.array_equal(y[swapped, 0], rb[swapped]) and np.array_equal(y[swapped, 1], rv[swapped])
+    assert stats["swapped"] is False and stats["final"] is True
+    v, _, _ = remote(server.url, x)  # another stream is not affected
+    assert np.array_equal(v, rv)
+
+
+def test_periodic_stats_only_when_asked(server):
+    x = signal(22, 1024)
+    with connect(server.url, open_timeout=T, max_size=None) as ws:
+        ws.send(json.dumps({"fs": FS, "block": 256, "stats_interval_s": 1e-9}))
+        ws.recv(timeout=T)
+        for pos in range(0, 1024, 256):
+            ws.send(x[pos:pos + 256].tobytes())
+            assert isinstance(ws.recv(timeout=T), bytes)  # the answer first, then the stats
+            st = json.loads(ws.recv(timeout=T))
+            assert st["type"] == "stats" and st["final"] is False and st["samples"] == pos + 256
+            assert st["rtf_recent"] > 0 and st["swapped"] is False and st["voice"] in (0, 1)
+    err, code = raw_error(server.url, json.dumps({"fs": FS, "stats_interval_s": -1}))
+    assert code == 1008 and "stats_interval_s" in err["message"]

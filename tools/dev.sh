@@ -5,13 +5,15 @@
 #   bash tools/dev.sh bench [rtsep bench options] benchmarks
 #   bash tools/dev.sh setup                       only install
 # As root it installs the system libraries (libsndfile, PortAudio, JACK, real
-# speech prompts, espeak-ng) with apt; otherwise it says what is missing.
+# speech prompts, espeak-ng, Chromium + its WebDriver for the browser client's
+# test) with apt; otherwise it says what is missing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${RTSEP_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 SYSTEM_PACKAGES=(libsndfile1 libportaudio2 jackd2 espeak-ng
-                 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722)
+                 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
+                 chromium chromium-driver)
 
 say() { printf 'rtsep-dev: %s\n' "$*" >&2; }
 
@@ -62,8 +64,8 @@ case "$cmd" in
     # 1) the real, compiled suite
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
     # 2) the same specs with Numba's JIT off, for line coverage of the kernels
-    #    (the heavy quality/live tests are marked and skipped in this pass)
-    NUMBA_DISABLE_JIT=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not heavy and not live" \
+    #    (the heavy quality/live/browser tests are marked and skipped in this pass)
+    NUMBA_DISABLE_JIT=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not heavy and not live and not browser" \
       --cov=rtsep --cov-report=term:skip-covered "$@"
     ;;
   *) echo "usage: bash tools/dev.sh demo|test|bench|setup [options]" >&2; exit 2 ;;
