@@ -39,6 +39,8 @@ GUARDS: dict[str, tuple[int, str]] = {
     "faulty_frames_skipped": (logging.WARNING, "a microphone is dead, unbalanced or clipping: not learning "
                                                "from those frames; check its cable and level"),
     "loud_frames_shrunk": (logging.INFO, "a burst far louder than the recent level: its weight is limited"),
+    "label_moves": (logging.INFO, "the voice label moved to the other output (sustained speech evidence); "
+                                  "pin it with --voice if it should not"),
 }
 
 

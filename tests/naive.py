@@ -56,3 +56,29 @@ def best_angle_grid(k: np.ndarray, points: int = 200001) -> float:
     """Global maximiser of the pair contrast on a fine grid over (−π/4, π/4]."""
     phi = np.linspace(-np.pi / 4, np.pi / 4, points)
     return float(phi[np.argmax(pair_contrast(k, phi))])
+
+
+def modulation_reference(y: np.ndarray, p) -> list[float]:
+    """Syllabic modulation (dB) of each column of y after the last whole frame, written the obvious way.
+
+    Band levels per frame with scipy's lfilter, floored ``p.depth_db`` below the
+    loudest output in the band, 2-8 Hz band-pass as the difference of two
+    one-pole smoothers, running mean square (growing window, then forgetting).
+    """
+    from scipy.signal import lfilter
+
+    n_frames = y.shape[0] // p.frame
+    q, nb = y.shape[1], p.bq_b.shape[0]
+    lev = np.empty((n_frames, q, nb))
+    for k in range(q):
+        for b in range(nb):
+            e = lfilter(p.bq_b[b], p.bq_a[b], y[:, k])[:n_frames * p.frame] ** 2
+            lev[:, k, b] = 10 * np.log10(e.reshape(n_frames, p.frame).mean(axis=1) + 1e-30)
+    lev = np.maximum(lev, np.maximum(-100.0, lev.max(axis=1, keepdims=True) - p.depth_db))
+    fast, slow, mod = lev[0].copy(), lev[0].copy(), np.zeros((q, nb))
+    for f in range(n_frames):
+        fast = p.fast * fast + (1 - p.fast) * lev[f]
+        slow = p.slow * slow + (1 - p.slow) * lev[f]
+        g = max(1.0 / (f + 1), 1 - p.keep)
+        mod += g * ((fast - slow) ** 2 - mod)
+    return list(np.sqrt(mod).mean(axis=1))

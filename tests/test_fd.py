@@ -242,7 +242,8 @@ def test_info(mix: np.ndarray) -> None:
     eng.process(mix)
     info = eng.info()
     assert info["voice"] in (0, 1)
-    assert len(info["kurtosis"]) == 2 and all(np.isfinite(info["kurtosis"]))
+    assert len(info["modulation_db"]) == 2 and all(np.isfinite(info["modulation_db"]))
+    assert len(info["level_db"]) == 2 and info["label_moves"] >= 0
     assert info["frames"] > 0 and info["frame"] == eng.frame and info["samples_seen"] == len(mix)
 
 

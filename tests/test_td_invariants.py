@@ -168,15 +168,16 @@ def test_a_stuck_or_dead_mic_is_counted_and_not_learnt_from(fault):
     assert info["samples_seen"] == n
 
 
-def test_the_first_voice_decision_is_taken_outright_at_label_first_s():
-    """Which output starts as the voice is arbitrary: at label_first_s the more kurtotic one takes it."""
+def test_the_first_voice_guess_is_taken_outright_at_label_guess_s():
+    """Which output starts as the voice is arbitrary: at label_guess_s the more kurtotic one takes it,
+    until the speech evidence decides (label_first_s)."""
     rng = np.random.default_rng(11)
     n = FS
     # the Laplacian (speech-like) source arrives mostly on mic 2, so output 0 is not it by luck
     s = np.stack([rng.uniform(-1, 1, n), rng.laplace(size=n)], 1) * 0.05
     x = s @ np.array([[1.0, 0.3], [0.4, 1.0]]).T
     for first_s in (0.1, 0.3):
-        sep = Separator(FS, label_first_s=first_s)
+        sep = Separator(FS, label_guess_s=first_s)
         sep.process(x[:int((first_s - 0.01) * FS)])
         before = sep.info()
         sep.process(x[int((first_s - 0.01) * FS):int((first_s + 0.01) * FS)])
@@ -184,7 +185,7 @@ def test_the_first_voice_decision_is_taken_outright_at_label_first_s():
         k = after["kurtosis"]
         assert after["voice"] == int(np.argmax(k)) == 1  # the Laplacian output, at once
         assert before["voice"] == 0  # nothing decided before
-    assert Separator(FS, label_first_s=0.1).process(x)[0].shape == (n,)
+    assert Separator(FS, label_guess_s=0.1).process(x)[0].shape == (n,)
 
 
 def test_digital_silence_on_every_mic_is_not_a_fault_but_one_frozen_mic_among_silent_ones_is():

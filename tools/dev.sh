@@ -11,7 +11,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${RTSEP_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
-SYSTEM_PACKAGES=(libsndfile1 libportaudio2 jackd2 espeak-ng
+SYSTEM_PACKAGES=(libsndfile1 libportaudio2 jackd2 espeak-ng drascula-music asc-music
                  asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
                  chromium chromium-driver)
 
