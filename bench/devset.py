@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtsep import signals, speech
+from rtsep import music, signals, speech
 from rtsep.errors import ConfigError, DependencyError
 from rtsep.rooms import import_pyroomacoustics, simulate_room
 
@@ -67,12 +67,6 @@ VOICE, BACKGROUND = 0, 1
 KINDS = ("music", "noise", "babble", "cafe", "talker")
 """Background kinds; ``"talker"`` is the talker-vs-talker group, the others are non-speech
 (babble and café hold speech, but no single talker competing for the label)."""
-
-MUSIC_LIBRARIES = {
-    "drascula": ("/usr/share/scummvm/drascula/audio", ".ogg", "drascula-music"),
-    "asc": ("/usr/share/games/asc/music", ".mp3", "asc-music"),
-}
-"""Real music: library -> (folder, file suffix, Debian package)."""
 
 _PEAK = 0.5  # common peak of the mixture, as rtsep.rooms gives its rooms (-6 dBFS)
 
@@ -267,15 +261,6 @@ def by_name(name: str) -> Case:
 # ------------------------------------------------------------------ material
 
 
-def music_path(spec: str) -> pathlib.Path:
-    """File of a music spec ``"<library>/<track>"``, e.g. ``"drascula/track6"``."""
-    lib, _, track = spec.partition("/")
-    if lib not in MUSIC_LIBRARIES or not track:
-        raise ConfigError(f"music must be one of {sorted(MUSIC_LIBRARIES)} as 'library/track', got {spec!r}")
-    folder, suffix, _ = MUSIC_LIBRARIES[lib]
-    return pathlib.Path(folder) / f"{track}{suffix}"
-
-
 def missing(case: Case) -> list[str]:
     """What this machine lacks to build ``case``, as install hints (empty: it can be built).
 
@@ -299,8 +284,8 @@ def missing(case: Case) -> list[str]:
             hints.append(f"real speech '{lang}': the Debian package {speech.PACKAGES[lang]} "
                          f"and the Python package G722")
     if case.kind == "music":
-        package = MUSIC_LIBRARIES[case.background.partition("/")[0]][2]
-        if not music_path(case.background).is_file():
+        package = music.LIBRARIES[case.background.partition("/")[0]][2]
+        if not music.available(case.background):
             hints.append(f"the Debian package {package} (apt-get install {package})")
         try:
             import soundfile  # noqa: F401
@@ -314,55 +299,11 @@ def missing(case: Case) -> list[str]:
     return hints
 
 
-def load_music(spec: str, offset_s: float, n: int, fs: int = FS) -> np.ndarray:
-    """An excerpt of a real music track, mono, at ``fs``.
-
-    Parameters
-    ----------
-    spec : str
-        ``"<library>/<track>"``, see :data:`MUSIC_LIBRARIES`.
-    offset_s : float
-        Start of the excerpt in the track (s).
-    n : int
-        Length (samples at ``fs``).
-    fs : int
-        Output sample rate (Hz).
-
-    Returns
-    -------
-    numpy.ndarray, shape (n,), float64
-        The mean of the track's channels, resampled with :func:`scipy.signal.resample_poly`,
-        at its original level (full scale ±1).
-
-    Raises
-    ------
-    DependencyError
-        If the track's Debian package is not installed.
-    ConfigError
-        If the track is shorter than ``offset_s`` + ``n / fs``.
-    """
-    import soundfile
-    from scipy.signal import resample_poly
-
-    path = music_path(spec)
-    if not path.is_file():
-        package = MUSIC_LIBRARIES[spec.partition("/")[0]][2]
-        raise DependencyError(f"real music {spec} needs the Debian package {package} (apt-get install {package})")
-    x, sr = soundfile.read(str(path), dtype="float64", always_2d=True)
-    x = x.mean(axis=1)
-    g = math.gcd(int(fs), int(sr))
-    y = resample_poly(x, fs // g, sr // g)
-    start = int(round(offset_s * fs))
-    if start + n > y.size:
-        raise ConfigError(f"{spec} lasts {y.size / fs:.1f} s: too short for {n / fs:g} s from {offset_s:g} s")
-    return y[start:start + n]
-
-
 def background(case: Case) -> np.ndarray:
     """The dry background source of ``case``, shape (n,), float64 (level set later by the TBR)."""
     n = case.n
     if case.kind == "music":
-        return load_music(case.background, case.music_offset_s, n)
+        return music.load(case.background, case.music_offset_s, n)
     if case.kind == "noise":
         return signals.pink_noise(n, case.background_seed).astype(np.float64)
     if case.kind == "babble":

@@ -45,7 +45,8 @@ def latency_text(st: "LiveStats") -> str:
 def voice_text(st: "LiveStats") -> str:
     """Which separated output is the voice, and where it is played."""
     v = "?" if st.voice_index is None else str(st.voice_index + 1)
-    return f"separated output {v} is the voice; {st.output_map}"
+    how = "pinned by your swap key" if st.user_swaps else f"label moves {st.label_moves}"
+    return f"separated output {v} is the voice ({how}); {st.output_map}"
 
 
 def xrun_text(st: "LiveStats") -> str:
@@ -82,7 +83,8 @@ def start_line(session: "LiveSession") -> str:
                 "expect dropouts: try a larger --block")
     return (f"rtsep live: in {ind.name!r} ({ind.hostapi}) channels {ch} at {session.fs:g} Hz, block {cfg.block} "
             f"({_ms(cfg.block / session.fs)}), engine {cfg.engine}; {out}; {lat}"
-            + (f"; recording to {cfg.record}" if cfg.record else "") + warn + "; Ctrl-C stops")
+            + (f"; recording to {cfg.record}" if cfg.record else "") + warn
+            + "; s swaps voice and background, q or Ctrl-C stops")
 
 
 def plain_line(st: "LiveStats") -> str:
@@ -94,7 +96,7 @@ def plain_line(st: "LiveStats") -> str:
 
 def summary_line(st: "LiveStats") -> str:
     """The one line printed when a session ends."""
-    why = {"Ctrl-C": "stopped by Ctrl-C", "duration": "duration reached",
+    why = {"Ctrl-C": "stopped by Ctrl-C", "q": "stopped by q", "duration": "duration reached",
            "error": "stopped by an error"}.get(st.stop_reason, st.stop_reason or "stopped")
     rec = ""
     if st.record_dir:
@@ -135,7 +137,7 @@ def render(st: "LiveStats") -> Any:
         tab.add_row("record", f"{st.recorded_frames / st.fs if st.fs else 0:.1f} s → {st.record_dir}")
     title = (f"rtsep live — {st.input_name} → {st.output_name or 'no output'} · {st.fs:g} Hz · "
              f"block {st.block} · {st.elapsed_s:.1f} s")
-    return Panel(tab, title=title, subtitle="Ctrl-C stops", border_style="cyan")
+    return Panel(tab, title=title, subtitle="s: swap voice/background · q or Ctrl-C: stop", border_style="cyan")
 
 
 class Display:

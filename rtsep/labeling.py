@@ -71,7 +71,7 @@ def label_info(lst: np.recarray, lab: np.ndarray) -> dict[str, Any]:
     return {
         "voice": int(lab[0]),
         "label_moves": int(lab[2]),
-        "label_decided": bool(st.decided),
+        "voice_decided": bool(st.decided),
         "modulation_db": [round(float(m), 3) for m in mod],
         "level_db": [round(10.0 * math.log10(float(v) + 1e-30), 2) for v in st.level],
     }

@@ -42,6 +42,7 @@ import numpy as np
 
 from .config import MAX_CHANNELS, check_rate
 from .errors import AudioDeviceError, AudioFileError, ConfigError, DependencyError, RtsepError
+from .keys import KeyReader
 
 #: What ``--play`` accepts: which separated signal goes to the output device.
 PLAY_MODES = ("voice", "background", "both", "none")
@@ -359,6 +360,10 @@ class LiveStats:
         Input samples at or beyond full scale so far.
     voice_index : int or None
         Which separated output the engine currently labels as the voice.
+    label_moves : int
+        How often the automatic label moved the voice to the other output.
+    user_swaps : int
+        How often the user swapped voice and background (the swap key).
     play : str
         What the output device plays.
     output_map : str
@@ -402,6 +407,8 @@ class LiveStats:
     rms_dbfs: list[float] = field(default_factory=list)
     clipped: int = 0
     voice_index: int | None = None
+    label_moves: int = 0
+    user_swaps: int = 0
     play: str = "voice"
     output_map: str = ""
     device_latency_in_s: float | None = None
@@ -596,6 +603,8 @@ class LiveSession:
         self._peak = np.zeros(mics)
         self._sumsq = np.zeros(mics)
         self._level_frames = 0
+        self._swaps_asked = 0
+        self._swaps_done = 0
 
     # ── set-up
 
@@ -741,6 +750,10 @@ class LiveSession:
                 x[...] = indata[:, :x.shape[1]]
             else:
                 np.take(indata, self._sel, axis=1, out=x)
+            if self._swaps_done != self._swaps_asked:
+                # applied here, between two blocks, so the swap never races a block
+                self._sep.swap_voice()
+                self._swaps_done = self._swaps_asked
             v, b = self._sep.process(x)
             if outdata is not None:
                 play = self.config.play
@@ -773,6 +786,12 @@ class LiveSession:
                 self._busy_max = dt
             self._durations[self._callbacks & 1023] = dt
             self._callbacks += 1
+
+    def swap_voice(self) -> None:
+        """Swap voice and background from the next block on (the dashboard's key); pins the label."""
+        if not hasattr(self._sep, "swap_voice"):
+            raise ConfigError("this separator cannot swap its outputs")
+        self._swaps_asked += 1
 
     def _input_callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         self._callback(indata, None, frames, time_info, status)
@@ -989,10 +1008,11 @@ class LiveSession:
         with np.errstate(divide="ignore"):
             peak_db = (20 * np.log10(peak)).tolist() if lf else [-math.inf] * len(peak)
             rms_db = (10 * np.log10(sumsq / lf)).tolist() if lf else [-math.inf] * len(peak)
-        voice = None
+        voice, moves = None, 0
         if self._sep is not None:
             try:
-                voice = self._sep.info().get("voice")
+                info = self._sep.info()
+                voice, moves = info.get("voice"), int(info.get("label_moves", 0))
             except Exception:  # noqa: BLE001 - diagnostics only
                 voice = None
         lin, lout = self.device_latency
@@ -1012,7 +1032,8 @@ class LiveSession:
             recorded_frames=self._rec.frames if self._rec else 0,
             peak_dbfs=peak_db, rms_dbfs=rms_db,
             clipped=int(getattr(sep_stats, "clipped", 0)),
-            voice_index=None if voice is None else int(voice), play=self.config.play,
+            voice_index=None if voice is None else int(voice), label_moves=moves,
+            user_swaps=self._swaps_done, play=self.config.play,
             output_map=self._output_map(),
             device_latency_in_s=lin, device_latency_out_s=lout, engine_latency_s=eng,
             total_latency_s=total, cpu_load=cpu,
@@ -1162,13 +1183,18 @@ def cmd_live(args: argparse.Namespace) -> int:
         session.open()
         print(dashboard.start_line(session), flush=True)
         session.start()
-        with dashboard.Display(fancy=fancy) as display:
+        with dashboard.Display(fancy=fancy) as display, KeyReader() as keys:
             t_end = None if duration is None else time.monotonic() + duration
             while True:
                 now = time.monotonic()
                 if t_end is not None and now >= t_end:
                     break
-                time.sleep(0.1 if t_end is None else max(0.0, min(0.1, t_end - now)))
+                key = keys.read(0.1 if t_end is None else max(0.0, min(0.1, t_end - now)))
+                if key in ("s", "S"):
+                    session.swap_voice()
+                elif key in ("q", "Q"):
+                    reason = "q"
+                    break
                 display.update(session.poll())
     except KeyboardInterrupt:
         reason = "Ctrl-C"

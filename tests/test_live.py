@@ -326,6 +326,32 @@ def test_fake_stream_records_plays_and_counts(fake_sd, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.part"))
 
 
+def test_the_swap_key_swaps_voice_and_background_at_once_and_keeps_them_swapped(fake_sd, tmp_path: Path) -> None:
+    """What the dashboard's s key does: between two blocks, voice and background trade places."""
+    from rtsep import Separator, signals
+    from rtsep.live import LiveConfig, LiveSession
+
+    n = 256 * 250
+    s2 = np.stack([signals.syllables(n, FS, 1), signals.pink_noise(n, 2)], 1).astype(np.float64)
+    feed = signals.mix(s2, np.array([[1.0, 0.5], [0.4, 1.0]])).astype(np.float32)
+    sd = fake_sd(feed)
+    sd.pace = 0.002
+    sep = Separator(FS, engine="td").warmup()
+    s = LiveSession(LiveConfig(input="fake duplex", output="fake duplex", play="both"), separator=sep)
+    s.start()
+    assert _wait_until(lambda: s.stats.frames >= 256 * 150, 20)
+    before = s.poll().voice_index
+    s.swap_voice()
+    assert _wait_until(lambda: s.stats.voice_index == 1 - before, 5)
+    assert _wait_until(lambda: not sd.streams[0].active, 20)
+    final = s.stop("duration")
+    assert final.user_swaps == 1 and final.voice_index == 1 - before
+    out = np.concatenate(sd.streams[0].out).astype(np.float64)
+    # out 1 = voice, out 2 = background, and the two still sum to the mic after the swap
+    np.testing.assert_allclose(out.sum(axis=1), Separator(FS, voice=0).process(feed)[0].astype(np.float64)
+                               + Separator(FS, voice=0).process(feed)[1], atol=1e-5)
+
+
 def test_fake_stream_channel_selection_and_mono_output(fake_sd, tmp_path: Path) -> None:
     from rtsep.live import LiveConfig, LiveSession
 
