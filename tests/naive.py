@@ -63,7 +63,8 @@ def modulation_reference(y: np.ndarray, p) -> list[float]:
 
     Band levels per frame with scipy's lfilter, floored ``p.depth_db`` below the
     loudest output in the band, 2-8 Hz band-pass as the difference of two
-    one-pole smoothers, running mean square (growing window, then forgetting).
+    one-pole smoothers clipped at ``p.swing_db``, running mean square
+    (growing window, then forgetting).
     """
     from scipy.signal import lfilter
 
@@ -80,5 +81,5 @@ def modulation_reference(y: np.ndarray, p) -> list[float]:
         fast = p.fast * fast + (1 - p.fast) * lev[f]
         slow = p.slow * slow + (1 - p.slow) * lev[f]
         g = max(1.0 / (f + 1), 1 - p.keep)
-        mod += g * ((fast - slow) ** 2 - mod)
+        mod += g * (np.minimum(p.swing_db, np.abs(fast - slow)) ** 2 - mod)
     return list(np.sqrt(mod).mean(axis=1))

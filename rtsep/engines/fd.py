@@ -23,7 +23,7 @@ from ..config import FdParams, params_from, prior_shape
 from ..kernels.iva import iva_frames
 from ..kernels.labels import label_block
 from ..kernels.stft import gather_frames, overlap_add, pr_windows
-from ..labeling import VoicePin, as_label_state, initial_pin, initial_selection, label_info, label_params, new_label_state
+from ..labeling import VoicePin, as_label_state, initial_pin, initial_selection, label_evidence, label_info, new_label_state
 
 #: Frames handed to the kernels at once: bounds memory on whole-file calls.
 _FRAMES_PER_CHUNK = 256
@@ -88,7 +88,7 @@ class FrequencyDomainEngine(VoicePin):
                                min(restart_last, self._n_warm), p.overlap,
                                max(1, round(p.scene_hold_s * frames_per_s)) if p.scene_ratio > 0 else 0],
                               dtype=np.int64)
-        self._ep, self._lp = label_params(p, self.fs)
+        self._ep, self._lp, self._vad = label_evidence(p, self.fs, 2)
         self._xfade = int(round(p.crossfade_s * self.fs))
         self.reset()
 
@@ -106,6 +106,7 @@ class FrequencyDomainEngine(VoicePin):
         self.recent = np.zeros((self._n_recent, 2, k), dtype=np.complex128)
         self.buf = np.zeros((max(self._n_warm, 1), 2, k), dtype=np.complex128)
         self.lst = new_label_state(2)
+        self._vad.buf[...] = 0.0
         self.lab = initial_selection(self.params)
         self.pin = initial_pin(self.params)
         self._sync_pin()
@@ -137,7 +138,10 @@ class FrequencyDomainEngine(VoicePin):
         ref = np.ascontiguousarray(ext[first:first + n_frames * h, 0])
         # absolute index of the first sample these frames complete
         s0 = int(self.count[0]) + first + 1 - n
-        label_block(out, ref, s0, learned, h, self.lst, self._ep, self._lp, self.lab, self._xfade, res[0], res[1])
+        for a, b, ends in self._vad.cuts(s0, out.shape[0]):
+            label_block(out, ref, s0, learned, h, self.lst, self._ep, self._lp, self.lab, self._xfade,
+                        res[0], res[1], a, b)
+            self._vad.feed(out[a:b], ends, self.lst)
         return res[:, max(0, -s0):]
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,12 +190,15 @@ class FrequencyDomainEngine(VoicePin):
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
-        return {k: getattr(self, k).copy() for k in self._STATE}
+        return {**{k: getattr(self, k).copy() for k in self._STATE}, "vad": self._vad.state()}
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore state saved by :meth:`state_arrays`."""
         for k, val in state.items():
-            setattr(self, k, as_label_state(val) if k == "lst" else val.copy())
+            if k == "vad":
+                self._vad.load(val)
+            else:
+                setattr(self, k, as_label_state(val) if k == "lst" else val.copy())
         self._sync_pin()
 
     def info(self) -> dict[str, Any]:

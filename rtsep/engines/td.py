@@ -15,7 +15,7 @@ import numpy as np
 from ..config import TdParams, params_from
 from ..kernels.moments import quartic_index_table
 from ..kernels.td import td_process
-from ..labeling import VoicePin, initial_pin, initial_selection, label_info, label_params, new_label_state
+from ..labeling import VoicePin, initial_pin, initial_selection, label_evidence, label_info, new_label_state
 
 
 def make_workspace(m: int, q: int) -> tuple:
@@ -68,7 +68,7 @@ class TimeDomainEngine(VoicePin):
         stuck = round(p.stuck_s * self.fs)
         if p.stuck_s > 0:
             stuck = max(2, stuck)
-        self._ep, self._lp = label_params(p, self.fs)
+        self._ep, self._lp, self._vad = label_evidence(p, self.fs, p.sources)
         self._iprm = np.array([p.update_every, p.ref_mic, 0,
                                round(p.crossfade_s * self.fs), 0, p.global_search_every,
                                round(p.warmup_s * self.fs), round(p.change_hold_s * self.fs),
@@ -78,7 +78,6 @@ class TimeDomainEngine(VoicePin):
         self._ws = make_workspace(m, q)
         self._xf = np.zeros(m)
         self._z_empty = np.zeros((0, q))
-        self._yq = np.zeros(q)
         self.reset()
 
     def reset(self) -> None:
@@ -102,6 +101,7 @@ class TimeDomainEngine(VoicePin):
         self.kurt = np.zeros(q)
         self.lab = initial_selection(self.params)
         self.lst = new_label_state(q)
+        self._vad.buf[...] = 0.0
         self.pin = initial_pin(self.params)
         self._sync_pin()
         self.cnt = np.zeros(14, dtype=np.int64)
@@ -125,13 +125,18 @@ class TimeDomainEngine(VoicePin):
         n = x.shape[0]
         voice = np.empty(n)
         background = np.empty(n)
+        img = np.empty((n, self.params.sources))
         write_z = whitened is not None
-        z = whitened if write_z else self._z_empty
-        td_process(x, voice, background, z, write_z, self.hp, self.cov, self.m4, self.cov_f,
-                   self.m4_f, self._idx4,
-                   self._full_map, self.v, self.rot, self.w, self.wv, self.dv, self.kurt,
-                   self.lab, self.cnt, self.pw, self.flt, self._prm, self._iprm, self._xf, self._ws,
-                   self.lst, self._ep, self._lp, self._yq)
+        s0 = int(self.cnt[0])
+        # cut where the speech detector reads a chunk, so its reading is in
+        # the label's state from the same sample on, whatever the block size
+        for a, b, ends in self._vad.cuts(s0, n):
+            z = whitened[a:b] if write_z else self._z_empty
+            td_process(x[a:b], voice[a:b], background[a:b], z, write_z, self.hp, self.cov, self.m4, self.cov_f,
+                       self.m4_f, self._idx4, self._full_map, self.v, self.rot, self.w, self.wv, self.dv,
+                       self.kurt, self.lab, self.cnt, self.pw, self.flt, self._prm, self._iprm, self._xf,
+                       self._ws, self.lst, self._ep, self._lp, img[a:b])
+            self._vad.feed(img[a:b], ends, self.lst)
         return voice, background
 
     def warmup(self) -> None:
@@ -148,7 +153,7 @@ class TimeDomainEngine(VoicePin):
         """Copies of every state array (enough to resume the stream exactly)."""
         names = ("hp", "cov", "m4", "cov_f", "m4_f", "v", "rot", "w", "wv", "dv", "kurt", "lab", "cnt",
                  "pw", "flt", "lst", "pin")
-        return {k: getattr(self, k).copy() for k in names}
+        return {**{k: getattr(self, k).copy() for k in names}, "vad": self._vad.state()}
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore state saved by :meth:`state_arrays` (same fs, channels, params)."""
@@ -166,7 +171,10 @@ class TimeDomainEngine(VoicePin):
                 raise ConfigError(f"saved state {k!r} has the layout {val.dtype}, this engine needs {mine.dtype}; "
                                   "resume with the same rtsep version")
         for k in self.state_arrays():
-            getattr(self, k)[...] = state[k]
+            if k == "vad":
+                self._vad.load(state[k])
+            else:
+                getattr(self, k)[...] = state[k]
         self._sync_pin()
 
     def info(self) -> dict[str, Any]:

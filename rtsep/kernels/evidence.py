@@ -48,10 +48,18 @@ class EvidenceParams(NamedTuple):
         their difference is the 2-8 Hz band-pass.
     keep : float
         Forgetting factor per frame of the running means (``memory_s``).
+    level_attack, level_release : float
+        Per-frame smoothing of the level's upper envelope when a frame is
+        louder / quieter than it: a talker's level is the level it speaks
+        at, not lowered by its pauses.
     depth_db : float
         Deepest dip counted (dB below the loudest output in the same band and
         frame): a nearly silent output's level is mostly estimation noise and
         the demixers' adaptation, which would look like deep modulation.
+    swing_db : float
+        Largest swing of one frame's band-passed level counted (dB): a
+        syllable swings by 5-10 dB, while a demixer that is still being
+        learnt makes an output's level jump by 20-30 dB at once.
     """
 
     frame: int
@@ -61,9 +69,13 @@ class EvidenceParams(NamedTuple):
     slow: float
     keep: float
     depth_db: float
+    swing_db: float
+    level_attack: float
+    level_release: float
 
 
-def evidence_params(fs: float, memory_s: float, frame_s: float = 0.016, depth_db: float = 30.0) -> EvidenceParams:
+def evidence_params(fs: float, memory_s: float, frame_s: float = 0.016, depth_db: float = 30.0,
+                    swing_db: float = 12.0, level_memory_s: float = 10.0) -> EvidenceParams:
     """Evidence parameters for sample rate ``fs`` (Hz) and a memory of ``memory_s`` seconds."""
     frame = max(16, int(round(frame_s * fs)))
     rate = fs / frame
@@ -78,7 +90,9 @@ def evidence_params(fs: float, memory_s: float, frame_s: float = 0.016, depth_db
     return EvidenceParams(frame=frame, bq_b=b, bq_a=a,
                           fast=math.exp(-2.0 * math.pi * 8.0 / rate),
                           slow=math.exp(-2.0 * math.pi * 2.0 / rate),
-                          keep=math.exp(-1.0 / (memory_s * rate)), depth_db=depth_db)
+                          keep=math.exp(-1.0 / (memory_s * rate)), depth_db=depth_db, swing_db=swing_db,
+                          level_attack=1.0 - math.exp(-1.0 / (0.15 * rate)),
+                          level_release=1.0 - math.exp(-1.0 / (level_memory_s * rate)))
 
 
 def state_dtype(q: int, bands: int = len(BAND_HZ)) -> np.dtype:
@@ -92,11 +106,13 @@ def state_dtype(q: int, bands: int = len(BAND_HZ)) -> np.dtype:
         ("lp_fast", "f8", (q, bands)),  # smoothed band levels (dB)
         ("lp_slow", "f8", (q, bands)),
         ("mod", "f8", (q, bands)),   # running mean square of the 2-8 Hz level trajectory (dB²)
-        ("level", "f8", (q,)),       # running mean power of each output (linear)
+        ("level", "f8", (q,)),       # upper envelope of each output's frame level (dB): its level when active
         ("primed", "i8"),            # 1 once the level smoothers hold a level
         ("spoiled", "i8"),           # 1 if a sample of this frame is not evidence
         ("decided", "i8"),           # 1 once the first voice decision is taken
         ("lead", "i8"),              # frames a challenger has led the voice, unbroken
+        ("speech", "f8", (q,)),      # running mean of each output's speech probability (rtsep.vad)
+        ("speech_n", "f8"),          # detector readings so far (growing-window length)
     ])
 
 
@@ -164,10 +180,15 @@ def evidence_frame(st, p: EvidenceParams, learn: bool) -> None:
                 st.lp_slow[k, b] = lev
             st.lp_fast[k, b] = p.fast * st.lp_fast[k, b] + (1.0 - p.fast) * lev
             st.lp_slow[k, b] = p.slow * st.lp_slow[k, b] + (1.0 - p.slow) * lev
-            m = st.lp_fast[k, b] - st.lp_slow[k, b]
+            m = min(p.swing_db, abs(st.lp_fast[k, b] - st.lp_slow[k, b]))
             st.mod[k, b] += g * (m * m - st.mod[k, b])
             st.e_band[k, b] = 0.0
-        st.level[k] += g * (st.e_all[k] * inv - st.level[k])
+        if learn:
+            lev = max(FLOOR_DB, 10.0 * math.log10(st.e_all[k] * inv + 1e-30))
+            if st.frames <= 1.0:
+                st.level[k] = lev
+            rate = p.level_attack if lev > st.level[k] else p.level_release
+            st.level[k] += rate * (lev - st.level[k])
         st.e_all[k] = 0.0
     st.primed = 1
     st.pos = 0
@@ -185,5 +206,5 @@ def modulation_db(st, k: int) -> float:
 
 @njit(cache=True)
 def level_db(st, k: int) -> float:
-    """Output ``k``'s running power at the reference mic (dB re full scale)."""
-    return 10.0 * math.log10(st.level[k] + 1e-30)
+    """Output ``k``'s level at the reference mic when active (dB re full scale)."""
+    return st.level[k]

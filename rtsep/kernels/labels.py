@@ -1,15 +1,22 @@
 """Which output is the voice: a decision on speech evidence, held against flapping.
 
 The evidence (:mod:`rtsep.kernels.evidence`) gives each output a syllabic
-modulation (dB) and a level at the reference mic (dB). The rule:
+modulation (dB) and a level at the reference mic (dB), and, where the
+detector is installed, a speech probability (:mod:`rtsep.vad`). The rule:
 
-- **speech against anything else**: the output with the stronger 2-8 Hz
-  modulation is the voice (music, noise, babble and café modulate far less);
-- **two talkers** (both outputs modulate like speech, within ``p.tie_db`` of
-  each other): the voice is the **near talker**, the one louder at the
-  reference mic;
-- the first decision is taken outright after ``p.first_frames`` frames of
-  evidence; afterwards a challenger must lead by its margin for
+- **speech against music or noise**: the output the detector hears as
+  speech, when it hears speech in one output only;
+- otherwise (the detector is off, hears speech in both outputs, as with a
+  talker and babble or two talkers, or in neither): the output with the
+  stronger 2-8 Hz syllabic modulation (babble fills its own gaps, music and
+  noise modulate less);
+- **two talkers** (both modulate like speech, ≥ ``p.speech_db``): the voice
+  is the **near talker**, the one louder at the reference mic when it speaks;
+- the first decision is taken once, after ``p.first_frames`` frames of
+  evidence, one output leads by its margin (the evidence of the first
+  second, while the demixer still converges, is often a tie), or at the
+  latest after ``p.settle_frames`` frames, outright; afterwards a challenger
+  must lead by its margin for
   ``p.hold_frames`` frames in a row (seconds: a talker's pause does not move
   the label), and every move is counted.
 
@@ -39,37 +46,71 @@ class LabelParams(NamedTuple):
     ----------
     first_frames : int
         Evidence frames before the first decision.
+    settle_frames : int
+        Evidence frames after which the first decision is taken even without a clear lead.
     hold_frames : int
         Frames a challenger's lead must last, unbroken, before the label moves.
     mod_margin : float
         Modulation lead (dB) a challenger needs (speech against non-speech).
     speech_db : float
         Modulation (dB) from which an output counts as a talker.
-    tie_db : float
-        Two talkers' modulations within this (dB) are a tie, decided by level.
     level_margin : float
         Level lead (dB) a challenger talker needs over the current one.
     pinned : int
         ≥ 0: the voice is pinned to that output; -1: automatic.
+    use_vad : bool
+        Whether the speech probabilities are evidence (the detector runs).
+    vad_speech : float
+        Mean speech probability from which an output counts as speech.
+    vad_margin : float
+        Speech-probability lead a challenger needs (speech against non-speech).
     """
 
     first_frames: int
+    settle_frames: int
     hold_frames: int
     mod_margin: float
     speech_db: float
-    tie_db: float
     level_margin: float
     pinned: int
+    use_vad: bool
+    vad_speech: float
+    vad_margin: float
+
+
+@njit(cache=True)
+def _by_vad(st, p: LabelParams, c: int, cur: int) -> bool:
+    """Whether the detector decides between outputs ``c`` and ``cur``: it hears speech in one of them only.
+
+    Where it hears speech in both (a talker and babble, two talkers) or in
+    neither (no speech it knows, or not enough of it yet), the modulation
+    and level rules decide.
+    """
+    return p.use_vad and (st.speech[c] >= p.vad_speech) != (st.speech[cur] >= p.vad_speech)
+
+
+@njit(cache=True)
+def _talkers(st, p: LabelParams, c: int, cur: int) -> bool:
+    """Whether outputs ``c`` and ``cur`` both modulate like talkers (babble, music and noise do less)."""
+    return modulation_db(st, c) >= p.speech_db and modulation_db(st, cur) >= p.speech_db
+
+
+@njit(cache=True)
+def _margin(st, p: LabelParams, c: int, cur: int) -> float:
+    """The lead output ``c`` needs over ``cur`` (speech probability, dB of level or of modulation)."""
+    if _by_vad(st, p, c, cur):
+        return p.vad_margin
+    return p.level_margin if _talkers(st, p, c, cur) else p.mod_margin
 
 
 @njit(cache=True)
 def _lead(st, p: LabelParams, c: int, cur: int) -> float:
     """How far output ``c`` leads output ``cur`` beyond its margin (> 0: it wins)."""
-    mc = modulation_db(st, c)
-    mk = modulation_db(st, cur)
-    if mc >= p.speech_db and mk >= p.speech_db and abs(mc - mk) < p.tie_db:
+    if _by_vad(st, p, c, cur):
+        return st.speech[c] - st.speech[cur] - p.vad_margin
+    if _talkers(st, p, c, cur):
         return level_db(st, c) - level_db(st, cur) - p.level_margin
-    return mc - mk - p.mod_margin
+    return modulation_db(st, c) - modulation_db(st, cur) - p.mod_margin
 
 
 @njit(cache=True)
@@ -101,20 +142,21 @@ def decide_label(st, p: LabelParams, lab: np.ndarray) -> None:
     q = st.level.shape[0]
     cur = lab[0]
     if st.decided == 0:
-        # which output starts as the voice is arbitrary: the first decision
-        # needs no margin; among the talkers the loudest, else the most modulated
-        best = -1
-        for k in range(q):
-            if modulation_db(st, k) >= p.speech_db and (best < 0 or level_db(st, k) > level_db(st, best)):
+        # which output starts as the voice is arbitrary, so the first decision
+        # is not a move: the output that beats every other by the same rule
+        # that moves the label later, without its margins
+        best = 0
+        for k in range(1, q):
+            if _lead(st, p, k, best) + _margin(st, p, k, best) > 0.0:
                 best = k
-        if best < 0:
-            best = 0
-            for k in range(q):
-                if modulation_db(st, k) > modulation_db(st, best):
-                    best = k
-        st.decided = 1
-        if best != cur:
-            _move(lab, best)
+        clear = True
+        for k in range(q):
+            if k != best and _lead(st, p, best, k) <= 0.0:
+                clear = False
+        if clear or st.frames >= p.settle_frames:
+            st.decided = 1
+            if best != cur:
+                _move(lab, best)
         return
     best = -1
     top = 0.0
@@ -174,8 +216,8 @@ def observe(st, ep: EvidenceParams, lp: LabelParams, lab: np.ndarray, y: np.ndar
 @njit(cache=True, nogil=True)
 def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, period: int, lst: np.ndarray,
                 ep: EvidenceParams, lp: LabelParams, lab: np.ndarray, xfade: int, voice: np.ndarray,
-                background: np.ndarray) -> None:
-    """Label a block of output images: evidence, decision, click-free crossfade.
+                background: np.ndarray, i0: int, i1: int) -> None:
+    """Label rows ``i0 .. i1 - 1`` of a block of output images: evidence, decision, click-free crossfade.
 
     Parameters
     ----------
@@ -202,9 +244,12 @@ def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, 
     voice, background : ndarray, shape (n,), float64
         Written; zero before the stream starts. ``background`` is the
         reference mic minus ``voice``, so the two always sum to the input.
+    i0, i1 : int
+        The rows to label (the engine cuts a block where the speech detector
+        reads a chunk, see :meth:`rtsep.vad.VadEvidence.cuts`).
     """
     st = lst[0]
-    for i in range(img.shape[0]):
+    for i in range(i0, i1):
         if s0 + i < 0:
             voice[i] = 0.0
             background[i] = 0.0

@@ -282,7 +282,7 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                w: np.ndarray, wv: np.ndarray, dv: np.ndarray, kurt: np.ndarray,
                lab: np.ndarray, cnt: np.ndarray, pw: np.ndarray, flt: np.ndarray,
                prm: np.ndarray, iprm: np.ndarray, xf: np.ndarray, ws: tuple, lst: np.ndarray,
-               ep: EvidenceParams, lp: LabelParams, yq: np.ndarray) -> None:
+               ep: EvidenceParams, lp: LabelParams, img: np.ndarray) -> None:
     """Separate a block sample by sample, carrying all state across calls.
 
     Parameters
@@ -305,8 +305,8 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
         Scratch arrays for :func:`td_update`.
     lst, ep, lp : recarray (1,), EvidenceParams, LabelParams
         The voice label's state and parameters (:mod:`rtsep.kernels.labels`).
-    yq : ndarray, shape (Q,)
-        Scratch for one sample of every output's image.
+    img : ndarray, shape (n, Q)
+        Out: every output's image at the reference mic (the label's evidence).
     """
     st = lst[0]
     n = x.shape[0]
@@ -363,7 +363,7 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
             s = 0.0
             for i in range(m):
                 s += w[k, i] * xf[i]
-            yq[k] = s
+            img[t, k] = s
         if write_z:
             for k in range(q):
                 s = 0.0
@@ -419,7 +419,7 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                 accumulate_moments(xf, forgetting_weight(cnt[5], beta_fast), cov_f, m4_f, idx4)
         # the label's evidence: every output's image, once the outputs are
         # separated and only from sound input
-        observe(st, ep, lp, lab, yq, learn and cnt[5] >= iprm[6])
+        observe(st, ep, lp, lab, img[t], learn and cnt[5] >= iprm[6])
         if cnt[0] % k_upd == 0:
             td_update(cov, m4, cov_f, m4_f, full_map, v, rot, w, wv, dv, kurt, lab, cnt, prm,
                       iprm, ws, lp.pinned, st.decided)
