@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .io_files import AtomicWavWriter
+from .io_files import AtomicWavWriter, prepare_out_dir
 from .metrics import improvement, sliding_sir_improvement
 from .separator import Separator
 from .signals import cafe, mix, mixing_matrix, music_like, pink_noise
@@ -66,6 +66,7 @@ def run_demo(out_dir: str | Path, background: str = "music", cond: float = 5.0, 
     """
     import time
 
+    out = prepare_out_dir(out_dir)
     talk, fs = demo_clip()
     n = talk.shape[0]
     bg = _background(background, n, fs, seed)
@@ -98,7 +99,6 @@ def run_demo(out_dir: str | Path, background: str = "music", cond: float = 5.0, 
     swapped = improvement(est[::-1, h:], refs[:, h:], x[h:, 0])
     voice_is_talker = bool(imp2.sir.mean() > swapped.sir.mean())
 
-    out = Path(out_dir)
     files = {}
     for name, sig in (("mixture", x.astype(np.float32)), ("voice", voice), ("background", backg)):
         with AtomicWavWriter(out / f"{name}.wav", fs, sig.shape[1] if sig.ndim == 2 else 1) as w:

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .config import MAX_RATE_HZ, MIN_RATE_HZ
-from .errors import AudioFileError, DependencyError
+from .errors import AudioFileError, DependencyError, OutputPathError
 
 
 def _soundfile():
@@ -127,6 +127,49 @@ class AudioReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def prepare_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Create the output folder if needed and check files can be written in it.
+
+    Called before any audio is processed, so a bad output place costs nothing.
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder (created with its parents if missing).
+    option : str
+        The command-line option that named it, for the message.
+
+    Returns
+    -------
+    Path
+        The folder.
+
+    Raises
+    ------
+    OutputPathError
+        ``path`` is a file, lies under a file, or is not writable.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{option} {out} is a file, not a folder; give a folder name "
+                              "(it is created if missing)")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputPathError(f"{option} {out}: {blocker} is a file, so no folder can be made under it; "
+                              "give another folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # os.access says yes to root on a read-only mount: only a real file tells
+        probe = out / f".rtsep-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or _short(exc)
+        raise OutputPathError(f"{option} {out}: cannot write there ({reason.lower()}); "
+                              "choose a folder you can write to") from None
+    return out
 
 
 class AtomicWavWriter:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import BadAudioError
-from .io_files import AlignedOutputWriter, AudioReader
+from .io_files import AlignedOutputWriter, AudioReader, prepare_out_dir
 from .separator import Separator
 
 
@@ -71,8 +71,8 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
     NaN/Inf samples or only zeros is still processed (NaN → 0), then reported
     with :class:`BadAudioError`.
     """
-    out = Path(out_dir)
     with AudioReader(path, channels) as reader:
+        out = prepare_out_dir(out_dir)
         sep = Separator(reader.fs, channels=reader.channels, engine=engine, **(params or {}))
         sep.warmup()
         lat = sep.latency_samples

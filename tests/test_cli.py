@@ -144,3 +144,43 @@ def test_demo_runs_separates_the_shipped_talker_and_writes_files(tmp_path):
     assert second_half_sir >= 30.0
     for name in ("mixture.wav", "voice.wav", "background.wav", "demo.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def _unwritable_places(tmp: Path) -> dict[str, tuple[Path, str]]:
+    a_file = tmp / "taken.txt"
+    a_file.write_text("not a folder\n")
+    places = {"existing_file": (a_file, "is a file, not a folder"),
+              "under_a_file": (a_file / "sub", "is a file, so no folder")}
+    # root writes through permission bits, so a read-only folder needs a read-only file system
+    places["read_only"] = (Path("/sys"), "cannot write there")
+    return places
+
+
+@pytest.mark.parametrize("case", ["existing_file", "under_a_file", "read_only"])
+@pytest.mark.parametrize("command", ["replay", "demo"])
+def test_an_unusable_output_folder_is_one_line_naming_the_problem_before_any_work(
+        command, case, stereo, tmp_path, capsys, monkeypatch):
+    out, expected = _unwritable_places(tmp_path)[case]
+    if case == "read_only" and not out.is_dir():
+        pytest.skip("no /sys (a read-only folder even for root) on this machine")
+
+    def no_work(*_a, **_k):
+        raise AssertionError("separation started before the output folder was checked")
+
+    monkeypatch.setattr("rtsep.demo.demo_clip", no_work)
+    monkeypatch.setattr("rtsep.replay.Separator", no_work)
+    argv = ["replay", str(stereo)] if command == "replay" else ["demo"]
+    status = main([*argv, "--out", str(out), "--engine", "td"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert status not in (0, 70)
+    assert len(err) == 1 and err[0].startswith("rtsep: error: --out") and expected in err[0], err
+
+
+def test_bench_accepts_short_method_names_and_refuses_unknown_ones_in_one_line(capsys):
+    from rtsep.bench import resolve_methods
+
+    assert resolve_methods("td, FD,fastica,picard") == ["rtsep td", "rtsep fd", "FastICA (sklearn)", "Picard"]
+    assert resolve_methods("Picard") == ["Picard"]
+    assert main(["bench", "--methods", "td,nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rtsep: error: --methods: unknown method 'nope'") and "fastica" in err
