@@ -28,6 +28,10 @@ def _parse_value(text: str) -> Any:
     return text
 
 
+#: the top-level tables of a ``--config`` file, one per engine
+ENGINE_TABLES = ("td", "fd")
+
+
 def engine_params(args: argparse.Namespace) -> dict[str, Any]:
     """Engine parameters from ``--config FILE.toml`` (table ``[td]``/``[fd]``) and ``--param k=v``."""
     params: dict[str, Any] = {}
@@ -39,6 +43,10 @@ def engine_params(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"--config {path}: no such file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"--config {path} is not valid TOML: {exc}") from None
+        unknown = sorted(set(data) - set(ENGINE_TABLES))
+        if unknown:
+            raise ConfigError(f"--config {path}: unknown table or key {', '.join(map(repr, unknown))}; "
+                              f"known: {', '.join(ENGINE_TABLES)}")
         params.update(data.get(args.engine, {}))
     for item in getattr(args, "param", None) or []:
         key, sep, val = item.partition("=")
@@ -150,11 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="separate a built-in example (no microphone needed)")
     d.add_argument("-o", "--out", default="rtsep-demo", help="output folder (default ./rtsep-demo)")
-    d.add_argument("--background", choices=("music", "noise", "cafe"), default="music")
-    d.add_argument("--cond", type=float, default=5.0, help="condition number of the mixing (default 5)")
-    d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--block", type=int, default=256)
-    d.add_argument("--no-plot", action="store_true")
+    d.add_argument("--background", choices=("music", "noise", "cafe"), default="music",
+                   help="what the talker is mixed with: generated music, pink noise, or a cafe of other "
+                        "voices (needs the real-speech packages) (default music)")
+    d.add_argument("--cond", type=float, default=5.0,
+                   help="condition number of the 2x2 mixing matrix, >= 1: larger means the two mics hear more "
+                        "alike and separation is harder (default 5)")
+    d.add_argument("--seed", type=int, default=1, help="seed of the mixing matrix and background (default 1)")
+    d.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
+    d.add_argument("--no-plot", action="store_true", help="do not write demo.png")
     _add_engine_options(d, default="td")  # the demo's mixture is instantaneous by construction
     d.set_defaults(func=cmd_demo)
 

@@ -118,6 +118,9 @@ class SeparationClient:
         data = json.loads(msg)
         if data.get("type") == "error":
             self._ws.close()
+            if "token" in str(data.get("message", "")):
+                raise ServiceError(f"{self.url} wants a token and refused the one sent (if any): give the "
+                                   "value the server was started with as --token T (or set RTSEP_TOKEN)")
             raise ServiceError(f"server refused the stream (code {data.get('code')}): {data.get('message')}")
         if data.get("type") != expect:
             raise ServiceError(f"expected a {expect!r} message from {self.url}, got {msg[:100]!r}")

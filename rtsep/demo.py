@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError
 from .io_files import AtomicWavWriter, prepare_out_dir
 from .metrics import improvement, sliding_sir_improvement
 from .separator import Separator
@@ -66,6 +67,10 @@ def run_demo(out_dir: str | Path, background: str = "music", cond: float = 5.0, 
     """
     import time
 
+    if not cond > 1:
+        # cond 1 is the identity: each mic hears one source, the improvement over it is -inf dB
+        raise ConfigError(f"--cond {cond:g}: the mixing must have a condition number above 1 (at 1 each mic "
+                          "hears only one source, so there is nothing to separate); try --cond 1.5")
     out = prepare_out_dir(out_dir)
     talk, fs = demo_clip()
     n = talk.shape[0]

@@ -25,6 +25,7 @@ import atexit
 import collections
 import gc
 import json
+import logging
 import math
 import os
 import queue
@@ -1089,8 +1090,10 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``rtsep live``."""
     p.add_argument("--input", "-i", metavar="DEV", default=None,
                    help="input device: index or part of the name from `rtsep devices` (default: the default input)")
-    p.add_argument("--output", "-o", metavar="DEV", default=None,
-                   help="output device (default: the default output)")
+    p.add_argument("--output-device", "--output", dest="output", metavar="DEV", default=None,
+                   help="output device: index or part of the name (default: the default output)")
+    # -o names an output folder in every other command; here it once named the device
+    p.add_argument("-o", dest="output_o", metavar="DEV", default=None, help=argparse.SUPPRESS)
     p.add_argument("--channels", metavar="A,B", default="1,2",
                    help="input channels used as the microphones, 1-based (default 1,2)")
     p.add_argument("--rate", type=float, default=None, metavar="HZ",
@@ -1133,7 +1136,12 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
         raise ConfigError(f"--duration {dur}: give a positive number of seconds")
     from .cli import engine_params  # --param / --config mean the same as for replay and demo
 
-    return LiveConfig(input=args.input, output=args.output, channels=channels, rate=args.rate,
+    output = args.output
+    if getattr(args, "output_o", None) is not None:
+        logging.getLogger("rtsep").warning("-o for the output device is deprecated (elsewhere -o names an output folder): "
+                    "use --output-device %s", args.output_o)
+        output = args.output if args.output is not None else args.output_o
+    return LiveConfig(input=args.input, output=output, channels=channels, rate=args.rate,
                       block=args.block, engine=args.engine, play=args.play,
                       record=Path(args.record) if args.record else None, latency=lat,
                       params=engine_params(args)).validated()

@@ -184,3 +184,43 @@ def test_bench_accepts_short_method_names_and_refuses_unknown_ones_in_one_line(c
     assert main(["bench", "--methods", "td,nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rtsep: error: --methods: unknown method 'nope'") and "fastica" in err
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from rtsep.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {'/'.join(act.option_strings) or act.dest}"
+              for name, parser in sub.choices.items() for act in parser._actions
+              if not isinstance(act, argparse._HelpAction) and not act.help]
+    assert not silent, silent
+
+
+@pytest.mark.parametrize("cond", ["1", "0.5"])
+def test_demo_refuses_a_mixing_that_mixes_nothing_instead_of_printing_minus_infinity(cond, tmp_path, capsys):
+    assert main(["demo", "--cond", cond, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rtsep: error: --cond {cond}") and "above 1" in err
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_config_file_with_an_unknown_table_is_refused_naming_it_and_the_known_ones(stereo, tmp_path, capsys):
+    conf = tmp_path / "p.toml"
+    conf.write_text("[td]\nmemory_s = 2\n\n[tdd]\nmemory_s = 3\n")
+    assert main(["replay", str(stereo), "-o", str(tmp_path / "o"), "--engine", "td", "--config", str(conf)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rtsep: error: --config") and "'tdd'" in err and "known: td, fd" in err
+
+
+def test_live_takes_output_device_and_still_accepts_the_old_o_with_a_deprecation_warning(caplog):
+    from rtsep.cli import build_parser
+    from rtsep.live import config_from_args
+
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["live", "--output-device", "3"])).output == "3"
+    assert config_from_args(parser.parse_args(["live", "--output", "3"])).output == "3"
+    with caplog.at_level("WARNING", logger="rtsep"):
+        assert config_from_args(parser.parse_args(["live", "-o", "3"])).output == "3"
+    assert "--output-device" in caplog.text and "deprecated" in caplog.text

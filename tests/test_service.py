@@ -176,7 +176,7 @@ def test_token_required():
     with ServerThread(ServiceConfig(port=0, token="s3cret")) as srv:
         err, code = raw_error(srv.url, CONF)
         assert code == 1008 and "token" in err["message"]
-        with pytest.raises(ServiceError, match="token"):
+        with pytest.raises(ServiceError, match="--token"):
             SeparationClient(srv.url, FS, token="wrong", timeout=T)
         x = signal(6, 1000)
         v, b, _ = remote(srv.url, x, token="s3cret")
