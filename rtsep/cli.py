@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError, RtsepError
+from .io_files import OUTPUT_SUBTYPES
 
 
 def _parse_value(text: str) -> Any:
@@ -87,7 +88,7 @@ def _add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGIN
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Stream a file through the separator and write voice/background WAVs."""
-    from .replay import clipping_warning, replay
+    from .replay import clipping_warning, output_clipping_warning, replay
 
     progress = None
     bar = None
@@ -106,21 +107,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         res = replay(args.input, args.out, engine=args.engine, block=args.block,
                      channels=parse_channels(args.channels), params=engine_params(args),
-                     progress=progress)
+                     progress=progress, subtype=args.subtype, stereo=args.stereo)
     finally:
         input_log.setLevel(logging.NOTSET)
         if bar is not None:
             bar.stop()
     t = res.timing
-    warn = clipping_warning(res)
-    if warn:
-        print(f"rtsep: {warn}", file=sys.stderr)
+    for warn in (clipping_warning(res), output_clipping_warning(res)):
+        if warn:
+            print(f"rtsep: {warn}", file=sys.stderr)
     if not args.quiet:
-        print(f"rtsep: separated {t['audio_s']:.2f} s at {t['fs']} Hz with {t['engine']} in "
-              f"{t['processing_s']:.3f} s (real-time factor {t['rtf']:.4f}, latency "
-              f"{t['latency_samples']} samples); voice = ICA output {t['voice_output']}; "
-              f"wrote {res.outputs['voice']} and {res.outputs['background']}")
+        print(f"rtsep: {summary_line(t, res.outputs)}")
     return 0
+
+
+def summary_line(t: dict[str, Any], outputs: dict[str, Path]) -> str:
+    """What a replay did, in one line: length, engine, speed, latency, which output is the voice, files."""
+    voice = t.get("voice_output")
+    # the engines count outputs from 0; people count from 1
+    which = f"voice = output {voice + 1} of 2" if isinstance(voice, int) else "voice output undecided"
+    files = [str(p) for k, p in outputs.items() if k != "timing"]
+    return (f"separated {t['audio_s']:.2f} s at {t['fs']} Hz with {t['engine']} in {t['processing_s']:.3f} s "
+            f"(real-time factor {t['rtf']:.4f}, latency {t['latency_samples']} samples = "
+            f"{1000 * t['latency_s']:.1f} ms); {which}; wrote {', '.join(files)} ({t['output_subtype']}) "
+            f"and {outputs['timing']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -148,8 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("replay", help="separate a recording, streamed block by block as if live")
-    r.add_argument("input", help="two-channel recording (WAV, FLAC, OGG…)")
+    r.add_argument("input", help="two-channel recording (WAV, FLAC, OGG…); - reads WAV or FLAC from stdin")
     r.add_argument("-o", "--out", required=True, help="output folder for voice.wav, background.wav, timing.json")
+    r.add_argument("--subtype", type=str.upper, choices=OUTPUT_SUBTYPES, default=None,
+                   help="sample format of the outputs (default: the input's own; FLOAT never clips)")
+    r.add_argument("--stereo", action="store_true",
+                   help="write one stereo separated.wav (voice left, background right) instead of two mono files")
     r.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
     r.add_argument("--channels", help="1-based channels to use from a multichannel file, e.g. 1,2")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import BadAudioError
-from .io_files import AlignedOutputWriter, AudioReader, prepare_out_dir
+from .io_files import AlignedOutputWriter, AudioReader, check_subtype, output_subtype, prepare_out_dir
 from .separator import Separator
 
 
@@ -24,7 +24,8 @@ class ReplayResult:
     Attributes
     ----------
     outputs : dict of str to Path
-        ``voice``, ``background`` WAVs and ``timing`` JSON.
+        ``voice``, ``background`` WAVs (or one stereo ``separated`` WAV) and
+        ``timing`` JSON.
     timing : dict
         Contents of ``timing.json``: ``processing_s`` (seconds inside
         ``Separator.process``), ``audio_s``, ``rtf`` (processing / audio),
@@ -38,13 +39,15 @@ class ReplayResult:
 def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "td",
            block: int = 256, channels: Sequence[int] | None = None,
            params: dict[str, Any] | None = None,
-           progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+           progress: Callable[[int, int], None] | None = None,
+           subtype: str | None = None, stereo: bool = False) -> ReplayResult:
     """Separate a recording by streaming it through :meth:`Separator.process`.
 
     Parameters
     ----------
     path : path
-        Input recording (≥ 2 channels, 8–96 kHz, any libsndfile format).
+        Input recording (≥ 2 channels, 8–96 kHz, any libsndfile format);
+        ``"-"`` reads WAV or FLAC from the standard input, streamed.
     out_dir : path
         Folder for ``voice.wav``, ``background.wav`` and ``timing.json``.
     engine : {"td", "fd"}
@@ -56,7 +59,16 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
     params : dict, optional
         Engine parameters.
     progress : callable, optional
-        Called as ``progress(done_frames, total_frames)`` after each block.
+        Called as ``progress(done_frames, total_frames)`` after each block
+        (not for the standard input, whose length is unknown).
+    subtype : str, optional
+        Sample format of the outputs (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``…);
+        default: the input's own (see :func:`rtsep.io_files.output_subtype`).
+        Integer formats clip what exceeds full scale (counted in
+        ``timing["clipped_output_samples"]``).
+    stereo : bool
+        One two-channel ``separated.wav`` (voice left, background right)
+        instead of ``voice.wav`` and ``background.wav``.
 
     Returns
     -------
@@ -71,14 +83,18 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
     NaN/Inf samples or only zeros is still processed (NaN → 0), then reported
     with :class:`BadAudioError`.
     """
+    subtype = check_subtype(subtype) if subtype else None
     with AudioReader(path, channels) as reader:
         out = prepare_out_dir(out_dir)
+        subtype = subtype or output_subtype(reader.subtype)
+        if reader.streamed:
+            progress = None
         sep = Separator(reader.fs, channels=reader.channels, engine=engine, **(params or {}))
         sep.warmup()
         lat = sep.latency_samples
         processing = 0.0
         wall0 = time.perf_counter()
-        with AlignedOutputWriter(out, reader.fs, lat) as writer:
+        with AlignedOutputWriter(out, reader.fs, lat, subtype=subtype, stereo=stereo) as writer:
             emit = writer.write
             done = 0
             for blk in reader.blocks(block):
@@ -111,16 +127,18 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
             "nonfinite_samples": sep.stats.nonfinite,
             "clipped_samples": sep.stats.clipped,
             "guard_events": sep.events,
-            "input": str(path),
+            "input": str(reader.path),
             "input_format": reader.format_info,
+            "output_subtype": subtype,
+            "clipped_output_samples": writer.clipped,
+            "outputs": {k: v.name for k, v in writer.paths.items()},
         }
         timing_path = out / "timing.json"
         tmp = timing_path.with_name(".timing.json.part")
         tmp.write_text(json.dumps(timing, indent=2) + "\n")
         os.replace(tmp, timing_path)
-    result = ReplayResult({"voice": writer.voice_path, "background": writer.background_path,
-                           "timing": timing_path}, timing)
-    name = Path(path).name
+    result = ReplayResult({**writer.paths, "timing": timing_path}, timing)
+    name = reader.path.name
     if sep.stats.nonfinite:
         t_bad = sep.stats.first_nonfinite / reader.fs
         raise BadAudioError(f"{name} contains {sep.stats.nonfinite} NaN/Inf sample values (first at "
@@ -139,6 +157,15 @@ def clipping_warning(result: ReplayResult) -> str | None:
     if n and n / frames > 1e-4:
         return (f"warning: {n} input samples are at full scale (clipping); separation degrades on "
                 "clipped audio: lower the recording gain")
+    return None
+
+
+def output_clipping_warning(result: ReplayResult) -> str | None:
+    """A one-line warning if outputs had to be clipped to fit an integer sample format, else None."""
+    n = result.timing.get("clipped_output_samples", 0)
+    if n:
+        return (f"warning: {n} output samples exceeded full scale and were clipped to fit "
+                f"{result.timing.get('output_subtype')}; --subtype FLOAT keeps them")
     return None
 
 
