@@ -43,6 +43,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError
+from .events import log_source
 from .io_files import prepare_out_dir
 
 FS = 16000
@@ -768,7 +769,8 @@ def run(quick: bool, out: pathlib.Path, methods: list[str] | None = None,
         for nm in names:
             t0 = time.perf_counter()
             try:
-                r = METHODS[nm](m)
+                with log_source(f"{nm} on {m.name}"):
+                    r = METHODS[nm](m)
                 sc = score(nm, m, r, sliding=(m.name == plot_mix))
                 if nm.startswith("rtsep"):
                     eng = nm.split()[1]

@@ -86,6 +86,11 @@ def _add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGIN
     p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")
 
 
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print routine guard actions (statistics restarted, weights refused…)")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Stream a file through the separator and write voice/background WAVs."""
     from .replay import clipping_warning, output_clipping_warning, replay
@@ -115,7 +120,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     t = res.timing
     for warn in (clipping_warning(res), output_clipping_warning(res)):
         if warn:
-            print(f"rtsep: {warn}", file=sys.stderr)
+            print(f"rtsep: {Path(res.timing['input']).name}: {warn}", file=sys.stderr)
     if not args.quiet:
         print(f"rtsep: {summary_line(t, res.outputs)}")
     return 0
@@ -167,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
     r.add_argument("--channels", help="1-based channels to use from a multichannel file, e.g. 1,2")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    _add_verbose(r)
     _add_engine_options(r)
     r.set_defaults(func=cmd_replay)
 
@@ -182,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
     d.add_argument("--no-plot", action="store_true", help="do not write demo.png")
     _add_engine_options(d, default="td")  # the demo's mixture is instantaneous by construction
+    _add_verbose(d)
     d.set_defaults(func=cmd_demo)
 
     # none of these modules imports sounddevice, websockets or a peer at import time
@@ -198,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
              client.add_client_arguments, client.cmd_client)):
         sp = sub.add_parser(name, help=help_text)
         add_arguments(sp)
+        _add_verbose(sp)
         sp.set_defaults(func=command)
     return p
 
@@ -210,11 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rtsep: error: --block {args.block} must be a positive number of samples", file=sys.stderr)
         return 2
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("rtsep: %(message)s"))
     logger = logging.getLogger("rtsep")
     saved = (logger.level, logger.propagate)
     logger.addHandler(handler)
-    logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.INFO)
+    # routine guard actions are INFO: shown with -v; WARNING is for what the user should act on
+    logger.setLevel(logging.ERROR if getattr(args, "quiet", False)
+                    else logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     logger.propagate = False
     try:
         return int(args.func(args) or 0)
@@ -236,10 +245,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _StderrHandler(logging.Handler):
-    """Guard events (:mod:`rtsep.events`) as one line each on whatever ``sys.stderr`` is now."""
+    """Log records as ``rtsep: SOURCE: message`` lines on whatever ``sys.stderr`` is now.
+
+    A guard event (:mod:`rtsep.events`) with a source (a file, a benchmark
+    method) is printed once per kind and source: the totals are in
+    ``timing.json``, repeating the line says nothing new.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: set[tuple[str, str]] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stderr)
+            source, guard = getattr(record, "source", None), getattr(record, "guard", None)
+            if source and guard:
+                if (source, guard) in self._said:
+                    return
+                self._said.add((source, guard))
+            prefix = f"rtsep: {source}: " if source else "rtsep: "
+            print(prefix + record.getMessage(), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never break the audio path
             self.handleError(record)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .events import log_source
 from .io_files import AtomicWavWriter, prepare_out_dir
 from .metrics import improvement, sliding_sir_improvement
 from .separator import Separator
@@ -89,10 +90,11 @@ def run_demo(out_dir: str | Path, background: str = "music", cond: float = 5.0, 
     backg = np.empty(n + lat, np.float32)
     xin = np.concatenate([x, np.zeros((lat, 2))]).astype(np.float32)
     t0 = time.perf_counter()
-    for s in range(0, n + lat, block):
-        v, b = sep.process(xin[s:s + block])
-        voice[s:s + v.shape[0]] = v
-        backg[s:s + b.shape[0]] = b
+    with log_source("demo"):
+        for s in range(0, n + lat, block):
+            v, b = sep.process(xin[s:s + block])
+            voice[s:s + v.shape[0]] = v
+            backg[s:s + b.shape[0]] = b
     rtf = (time.perf_counter() - t0) / (n / fs)
     voice, backg = voice[lat:], backg[lat:]
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import BadAudioError
+from .events import log_source
 from .io_files import AlignedOutputWriter, AudioReader, check_subtype, output_subtype, prepare_out_dir
 from .separator import Separator
 
@@ -94,7 +95,8 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
         lat = sep.latency_samples
         processing = 0.0
         wall0 = time.perf_counter()
-        with AlignedOutputWriter(out, reader.fs, lat, subtype=subtype, stereo=stereo) as writer:
+        with AlignedOutputWriter(out, reader.fs, lat, subtype=subtype, stereo=stereo) as writer, \
+                log_source(reader.path.name):
             emit = writer.write
             done = 0
             for blk in reader.blocks(block):
