@@ -112,7 +112,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         res = replay(args.input, args.out, engine=args.engine, block=args.block,
                      channels=parse_channels(args.channels), params=engine_params(args),
-                     progress=progress, subtype=args.subtype, stereo=args.stereo)
+                     progress=progress, subtype=args.subtype, stereo=args.stereo,
+                     notice=None if args.quiet else sys.stderr)
     finally:
         input_log.setLevel(logging.NOTSET)
         if bar is not None:
@@ -144,7 +145,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     res = run_demo(args.out, background=args.background, cond=args.cond, seed=args.seed,
                    block=args.block, engine=args.engine, plot=not args.no_plot,
-                   params=engine_params(args))
+                   params=engine_params(args), notice=sys.stderr)
     print(f"rtsep demo: real talker + generated {args.background}, 2 virtual mics "
           f"(mixing condition number {args.cond:g}), engine {args.engine}")
     print(f"  voice SIR improvement: {res.sir_improvement:.1f} dB (whole file), "

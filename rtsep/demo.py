@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from .metrics import improvement, sliding_sir_improvement
 from .separator import Separator
 from .signals import cafe, mix, mixing_matrix, music_like, pink_noise
 from .speech import demo_clip
+from .warm import compile_notice
 
 
 @dataclass
@@ -43,7 +44,7 @@ def _background(kind: str, n: int, fs: int, seed: int) -> np.ndarray:
 
 def run_demo(out_dir: str | Path, background: str = "music", cond: float = 5.0, seed: int = 1,
              block: int = 256, engine: str = "td", plot: bool = True,
-             params: dict[str, Any] | None = None) -> DemoResult:
+             params: dict[str, Any] | None = None, notice: TextIO | None = None) -> DemoResult:
     """Mix the shipped talker with a background on two virtual mics and separate it.
 
     Parameters
@@ -65,6 +66,8 @@ def run_demo(out_dir: str | Path, background: str = "music", cond: float = 5.0, 
         Write ``demo.png`` (waveforms and SIR improvement over time).
     params : dict, optional
         Engine parameters.
+    notice : text stream, optional
+        Where to say that the kernels are being compiled, if they are.
     """
     import time
 
@@ -84,7 +87,9 @@ def run_demo(out_dir: str | Path, background: str = "music", cond: float = 5.0, 
         x, sources = x * (0.9 / peak), sources * (0.9 / peak)
     images = sources * a[0][None, :]  # each source as mic 1 hears it
 
-    sep = Separator(fs, channels=2, engine=engine, **(params or {})).warmup()
+    sep = Separator(fs, channels=2, engine=engine, **(params or {}))
+    with compile_notice(engine, notice):
+        sep.warmup()
     lat = sep.latency_samples
     voice = np.empty(n + lat, np.float32)
     backg = np.empty(n + lat, np.float32)

@@ -541,6 +541,9 @@ class LiveSession:
         A ready :class:`rtsep.Separator` (or an object with the same
         ``process``/``warmup``/``latency_samples``/``info``); built from
         ``config`` when omitted. Its kernels are compiled in :meth:`open`.
+    notice : text stream, optional
+        Where :meth:`open` says that the kernels are being compiled, if they
+        are (the first run on a machine); None says nothing.
 
     Notes
     -----
@@ -554,9 +557,10 @@ class LiveSession:
     #: Streams currently open in this process (PortAudio must not be rescanned under them).
     open_streams: int = 0
 
-    def __init__(self, config: LiveConfig, separator: Any = None) -> None:
+    def __init__(self, config: LiveConfig, separator: Any = None, notice: Any = None) -> None:
         self.config = config.validated()
         self._sep = separator
+        self._notice = notice
         self._stream: Any = None
         self._sd: Any = None
         self._rec: _Recorder | None = None
@@ -665,7 +669,10 @@ class LiveSession:
                 self._sep = Separator(fs, channels=mics, engine=cfg.engine, **cfg.params)
             except ImportError as exc:
                 raise ConfigError(f"engine {cfg.engine!r} is not available in this installation ({_short(exc)})") from None
-        self._sep.warmup()  # numba compiles here, never inside the callback
+        from .warm import compile_notice
+
+        with compile_notice(cfg.engine, self._notice):
+            self._sep.warmup()  # numba compiles here, never inside the callback
         self.preflight_rtf = self._preflight(mics)
 
         # Everything the callback touches is allocated here, once.
@@ -1162,7 +1169,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     duration = getattr(args, "duration", None)
     fancy = sys.stdout.isatty() and not getattr(args, "no_dashboard", False)
-    session = LiveSession(cfg)
+    session = LiveSession(cfg, notice=sys.stderr)
     error: BaseException | None = None
     reason = "duration"
     restore = _stop_on_sigterm()

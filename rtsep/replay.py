@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TextIO
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from .errors import BadAudioError
 from .events import log_source
 from .io_files import AlignedOutputWriter, AudioReader, check_subtype, output_subtype, prepare_out_dir
 from .separator import Separator
+from .warm import compile_notice
 
 
 @dataclass
@@ -41,7 +42,8 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
            block: int = 256, channels: Sequence[int] | None = None,
            params: dict[str, Any] | None = None,
            progress: Callable[[int, int], None] | None = None,
-           subtype: str | None = None, stereo: bool = False) -> ReplayResult:
+           subtype: str | None = None, stereo: bool = False,
+           notice: TextIO | None = None) -> ReplayResult:
     """Separate a recording by streaming it through :meth:`Separator.process`.
 
     Parameters
@@ -70,6 +72,9 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
     stereo : bool
         One two-channel ``separated.wav`` (voice left, background right)
         instead of ``voice.wav`` and ``background.wav``.
+    notice : text stream, optional
+        Where to say that the kernels are being compiled, if they are (the
+        first run on a machine); None says nothing.
 
     Returns
     -------
@@ -91,7 +96,8 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
         if reader.streamed:
             progress = None
         sep = Separator(reader.fs, channels=reader.channels, engine=engine, **(params or {}))
-        sep.warmup()
+        with compile_notice(engine, notice):
+            sep.warmup()
         lat = sep.latency_samples
         processing = 0.0
         wall0 = time.perf_counter()

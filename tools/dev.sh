@@ -48,7 +48,18 @@ install_python() {
   echo "$want" >"$stamp"
 }
 
-setup() { install_system; install_python; }
+# Numba compiles the kernels on first use and caches them next to the sources:
+# doing it here spares the first demo/replay a silent minute (silent when cached)
+warm_engines() {
+  "$VENV/bin/python" -c "import sys
+from rtsep import Separator
+from rtsep.warm import compile_notice
+for e in ('td', 'fd'):
+    with compile_notice(e, sys.stderr):
+        Separator(16000, engine=e).warmup()"
+}
+
+setup() { install_system; install_python; warm_engines; }
 
 cmd=${1:-}
 [[ $# -gt 0 ]] && shift
