@@ -1107,10 +1107,10 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                    help="sample rate in Hz (default: the input device's default rate)")
     p.add_argument("--block", type=int, default=DEFAULT_BLOCK, metavar="FRAMES",
                    help=f"frames per audio callback (default {DEFAULT_BLOCK}); larger is safer, smaller is faster")
-    from .cli import DEFAULT_ENGINE, ENGINE_HELP
+    from .cli import DEFAULT_ENGINE, DEFAULT_ENGINE_WHY, ENGINE_HELP
 
     p.add_argument("--engine", choices=("td", "fd"), default=DEFAULT_ENGINE,
-                   help=f"{ENGINE_HELP} (default: {DEFAULT_ENGINE})")
+                   help=f"{ENGINE_HELP} ({DEFAULT_ENGINE_WHY})")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="engine parameter, repeatable (e.g. --param memory_s=3)")
     p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")

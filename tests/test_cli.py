@@ -290,3 +290,20 @@ def test_a_truncated_wav_is_separated_with_one_warning_saying_so(stereo, tmp_pat
     err = [ln for ln in capsys.readouterr().err.splitlines() if "truncated" in ln]
     assert len(err) == 1 and "cut.wav" in err[0] and "3.00 s its header announces" in err[0], err
     assert sf.info(tmp_path / "o" / "voice.wav").frames == pytest.approx(1.5 * FS, abs=20)
+
+
+def test_the_commands_that_take_recordings_share_one_default_engine_and_say_why():
+    from rtsep.cli import DEFAULT_ENGINE, build_parser
+
+    parser = build_parser()
+    defaults = {"replay": parser.parse_args(["replay", "in.wav", "-o", "d"]).engine,
+                "live": parser.parse_args(["live"]).engine,
+                "client": parser.parse_args(["client", "in.wav", "-o", "d"]).engine}
+    assert set(defaults.values()) == {DEFAULT_ENGINE}, defaults
+    assert parser.parse_args(["demo"]).engine == "td"  # its own mixture is instantaneous: said in its help
+    import argparse
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("replay", "live", "client", "demo"):
+        engine = next(a for a in sub.choices[name]._actions if a.dest == "engine")
+        assert "because" in engine.help, (name, engine.help)
