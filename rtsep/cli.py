@@ -118,7 +118,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         res = replay(args.input, args.out, engine=args.engine, block=args.block,
                      channels=parse_channels(args.channels), params=engine_params(args),
                      progress=progress, subtype=args.subtype, stereo=args.stereo,
-                     notice=None if args.quiet else sys.stderr)
+                     notice=None if args.quiet else sys.stderr, plot=args.plot)
     finally:
         input_log.setLevel(logging.NOTSET)
         if bar is not None:
@@ -137,26 +137,29 @@ def summary_line(t: dict[str, Any], outputs: dict[str, Path]) -> str:
     voice = t.get("voice_output")
     # the engines count outputs from 0; people count from 1
     which = f"voice = output {voice + 1} of 2" if isinstance(voice, int) else "voice output undecided"
-    files = [str(p) for k, p in outputs.items() if k != "timing"]
+    files = [str(p) for k, p in outputs.items() if k not in ("timing", "plot")]
+    plot = f", {outputs['plot']}" if "plot" in outputs else ""
     return (f"separated {t['audio_s']:.2f} s at {t['fs']} Hz with {t['engine']} in {t['processing_s']:.3f} s "
             f"(real-time factor {t['rtf']:.4f}, latency {t['latency_samples']} samples = "
-            f"{1000 * t['latency_s']:.1f} ms); {which}; wrote {', '.join(files)} ({t['output_subtype']}) "
+            f"{1000 * t['latency_s']:.1f} ms); {which}; wrote {', '.join(files)} ({t['output_subtype']}){plot} "
             f"and {outputs['timing']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Separate the built-in example and print its measured quality."""
-    from .demo import run_demo
+    from .demo import BACKGROUND_NAMES, TALKER_SHARE_YES, run_demo
 
     res = run_demo(args.out, background=args.background, cond=args.cond, seed=args.seed,
                    block=args.block, engine=args.engine, plot=not args.no_plot,
                    params=engine_params(args), notice=sys.stderr)
-    print(f"rtsep demo: real talker + generated {args.background}, 2 virtual mics "
+    print(f"rtsep demo: real talker + {BACKGROUND_NAMES[args.background]}, 2 virtual mics "
           f"(mixing condition number {args.cond:g}), engine {args.engine}")
     print(f"  voice SIR improvement: {res.sir_improvement:.1f} dB (whole file), "
           f"{res.sir_improvement_second_half:.1f} dB (second half)")
     print(f"  voice SDR improvement: {res.sdr_improvement:.1f} dB")
-    print(f"  voice output is the talker: {'yes' if res.voice_is_talker else 'NO'}")
+    verdict = "yes" if res.voice_share >= TALKER_SHARE_YES else "partly" if res.voice_share >= 0.5 else "NO"
+    print(f"  voice output is the talker: {verdict} "
+          f"(in {100 * res.voice_share:.0f}% of the 1 s windows where the talker speaks)")
     print(f"  real-time factor: {res.rtf:.4f}")
     print("  wrote " + ", ".join(str(p) for p in res.files.values()))
     return 0
@@ -173,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--out", required=True, help="output folder for voice.wav, background.wav, timing.json")
     r.add_argument("--subtype", type=str.upper, choices=OUTPUT_SUBTYPES, default=None,
                    help="sample format of the outputs (default: the input's own; FLOAT never clips)")
+    r.add_argument("--plot", action="store_true",
+                   help="also write replay.png: waveforms, spectrograms of mic 1 and the voice, which output is "
+                        "the voice over time")
     r.add_argument("--stereo", action="store_true",
                    help="write one stereo separated.wav (voice left, background right) instead of two mono files")
     r.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")

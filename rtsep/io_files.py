@@ -14,7 +14,7 @@ import re
 import struct
 import sys
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -354,6 +354,9 @@ class AlignedOutputWriter:
     stereo : bool
         Write one two-channel ``separated.wav`` (voice left, background
         right) instead of two mono files.
+    tap : callable, optional
+        Also called as ``tap(voice, background)`` with each aligned block
+        (e.g. to gather a figure).
 
     Attributes
     ----------
@@ -362,9 +365,10 @@ class AlignedOutputWriter:
     """
 
     def __init__(self, out_dir: str | os.PathLike, fs: int, skip: int, subtype: str = "FLOAT",
-                 stereo: bool = False) -> None:
+                 stereo: bool = False, tap: Callable[[np.ndarray, np.ndarray], None] | None = None) -> None:
         out = Path(out_dir)
         self.stereo = bool(stereo)
+        self._tap = tap
         names = ("separated",) if self.stereo else ("voice", "background")
         self.paths = {name: out / f"{name}.wav" for name in names}
         self._writers: list[AtomicWavWriter] = []
@@ -398,6 +402,8 @@ class AlignedOutputWriter:
             voice, background, self._skip = voice[k:], background[k:], self._skip - k
         if not voice.shape[0]:
             return
+        if self._tap is not None:
+            self._tap(voice, background)
         if self.stereo:
             self._writers[0].write(np.column_stack([voice, background]))
         else:

@@ -15,6 +15,7 @@ import numpy as np
 from .errors import BadAudioError
 from .events import log_source
 from .io_files import AlignedOutputWriter, AudioReader, check_subtype, output_subtype, prepare_out_dir
+from .plots import StreamSummary, separation_figure
 from .separator import Separator
 from .warm import compile_notice
 
@@ -43,7 +44,7 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
            params: dict[str, Any] | None = None,
            progress: Callable[[int, int], None] | None = None,
            subtype: str | None = None, stereo: bool = False,
-           notice: TextIO | None = None) -> ReplayResult:
+           notice: TextIO | None = None, plot: bool = False) -> ReplayResult:
     """Separate a recording by streaming it through :meth:`Separator.process`.
 
     Parameters
@@ -75,6 +76,10 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
     notice : text stream, optional
         Where to say that the kernels are being compiled, if they are (the
         first run on a machine); None says nothing.
+    plot : bool
+        Also write ``replay.png``: waveforms, spectrograms of mic 1 and of
+        the voice, and which output is the voice over time (see
+        :func:`rtsep.plots.separation_figure`; bounded memory at any length).
 
     Returns
     -------
@@ -101,7 +106,9 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
         lat = sep.latency_samples
         processing = 0.0
         wall0 = time.perf_counter()
-        with AlignedOutputWriter(out, reader.fs, lat, subtype=subtype, stereo=stereo) as writer, \
+        summary = StreamSummary(reader.fs) if plot else None
+        with AlignedOutputWriter(out, reader.fs, lat, subtype=subtype, stereo=stereo,
+                                 tap=summary.add_output if summary else None) as writer, \
                 log_source(reader.path.name):
             emit = writer.write
             done = 0
@@ -111,6 +118,9 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
                 processing += time.perf_counter() - t0
                 emit(v, b)
                 done += blk.shape[0]
+                if summary is not None:
+                    summary.add_input(blk)
+                    summary.label(max(done - lat, 0) / reader.fs, sep.info().get("voice"))
                 if progress is not None:
                     progress(done, reader.frames)
             if lat:
@@ -141,11 +151,16 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
             "clipped_output_samples": writer.clipped,
             "outputs": {k: v.name for k, v in writer.paths.items()},
         }
+        outputs = dict(writer.paths)
+        if summary is not None:
+            title = f"rtsep replay: {reader.path.name} ({reader.fs} Hz), engine {engine}"
+            outputs["plot"] = separation_figure(out / "replay.png", summary, title)
+            timing["outputs"]["plot"] = "replay.png"
         timing_path = out / "timing.json"
         tmp = timing_path.with_name(".timing.json.part")
         tmp.write_text(json.dumps(timing, indent=2) + "\n")
         os.replace(tmp, timing_path)
-    result = ReplayResult({**writer.paths, "timing": timing_path}, timing)
+    result = ReplayResult({**outputs, "timing": timing_path}, timing)
     name = reader.path.name
     if sep.stats.nonfinite:
         t_bad = sep.stats.first_nonfinite / reader.fs
