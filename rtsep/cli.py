@@ -235,8 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = (logger.level, logger.propagate)
     logger.addHandler(handler)
     # routine guard actions are INFO: shown with -v; WARNING is for what the user should act on
+    # a server's sessions (INFO) are its log, so `serve` shows them without -v
     logger.setLevel(logging.ERROR if getattr(args, "quiet", False)
-                    else logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+                    else logging.INFO if getattr(args, "verbose", False) or args.command == "serve"
+                    else logging.WARNING)
     logger.propagate = False
     try:
         return int(args.func(args) or 0)

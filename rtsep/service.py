@@ -64,6 +64,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
 import os
 import threading
@@ -75,6 +76,9 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, DependencyError, RtsepError
+
+#: one line per session opened and closed (INFO), its errors (WARNING: the client's, ERROR: ours)
+LOG = logging.getLogger("rtsep.service")
 
 #: Sample formats on the wire: name → little-endian dtype.
 FORMATS: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
@@ -335,19 +339,28 @@ class SeparationServer:
             return
         m.sessions_active += 1
         m.sessions_total += 1
+        who = f"session {m.sessions_total} from {_peer(ws)}"
+        LOG.info("%s: opened", who)
         try:
-            await self._stream(ws)
+            s = await self._stream(ws)
+            LOG.info("%s: closed after %.2f s of audio (%s, %d frames, %d late, real-time factor %.4f)",
+                     who, s["audio_s"], s["engine"], s["frames"], s["late_frames"], s["rtf"])
         except SessionError as exc:
             m.sessions_failed += 1
+            LOG.warning("%s: closed with code %d: %s", who, exc.code, exc)
             await self._fail(ws, exc.code, str(exc))
         except Exception as exc:  # noqa: BLE001 - one session's bug must not end the server
             from websockets.exceptions import ConnectionClosed
 
             if not isinstance(exc, ConnectionClosed):  # a vanished client is not our error
                 m.sessions_failed += 1
+                LOG.error("%s: internal error: %s: %s", who, type(exc).__name__, exc)
                 await self._fail(ws, CLOSE_INTERNAL, f"internal error: {type(exc).__name__}: {exc}"[:300])
             elif exc.sent is not None and exc.sent.code == CLOSE_TOO_BIG:  # cut by the library's max_size
                 m.sessions_failed += 1
+                LOG.warning("%s: closed: a frame was larger than the server accepts", who)
+            else:
+                LOG.info("%s: the client went away without eof", who)
         finally:
             m.sessions_active -= 1
 
@@ -357,7 +370,7 @@ class SeparationServer:
         except asyncio.TimeoutError:
             raise SessionError(CLOSE_POLICY, f"idle for {self.config.idle_timeout_s:g} s; closing the stream") from None
 
-    async def _stream(self, ws: Any) -> None:
+    async def _stream(self, ws: Any) -> dict[str, Any]:
         from .separator import Separator
 
         loop = asyncio.get_running_loop()
@@ -420,6 +433,12 @@ class SeparationServer:
                  "clipped": int(sep.stats.clipped), "voice": info.get("voice")}
         await ws.send(json.dumps(stats, default=_jsonable))
         await ws.close(CLOSE_NORMAL, "eof")
+        return {**stats, "engine": conf["engine"]}
+
+
+def _peer(ws: Any) -> str:
+    addr = getattr(ws, "remote_address", None)
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else "?"
 
 
 def _jsonable(v: Any) -> Any:

@@ -244,3 +244,14 @@ def test_client_unreachable_server_is_one_line_error(tmp_path):
     sf.write(tmp_path / "in.wav", x, FS)
     with pytest.raises(ServiceError):
         stream_file(tmp_path / "in.wav", f"ws://127.0.0.1:{port}", tmp_path / "o")
+
+
+def test_the_server_logs_one_line_per_session_opened_and_closed_and_every_refusal(caplog):
+    with caplog.at_level("INFO", logger="rtsep.service"), ServerThread(ServiceConfig(port=0, token="s3cret")) as srv:
+        remote(srv.url, signal(6, 1000), token="s3cret")
+        raw_error(srv.url, CONF)  # no token
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "rtsep.service"]
+    assert [lvl for lvl, _ in lines] == ["INFO", "INFO", "INFO", "WARNING"], lines
+    assert lines[0][1].startswith("session 1 from 127.0.0.1:") and lines[0][1].endswith(": opened")
+    assert "closed after 0.06 s of audio (td, 9 frames, " in lines[1][1]  # 1000 samples sent as 256, 1, 100, 37, 256, …
+    assert lines[3][1].startswith("session 2 from ") and "closed with code 1008: missing or wrong token" in lines[3][1]
