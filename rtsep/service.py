@@ -557,12 +557,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a TCP port (0 to 65535)")
     token = args.token if args.token is not None else (os.environ.get("RTSEP_TOKEN") or None)
+    import sys
+
+    from .separator import Separator
+    from .warm import compile_notice
+
+    # before listening: otherwise the first stream of each engine waits for Numba (about a minute)
+    for engine in ("td", "fd"):
+        with compile_notice(engine, sys.stderr):
+            Separator(16000, engine=engine).warmup()
     try:
         run_server(ServiceConfig(host=args.host, port=args.port, max_frame_bytes=args.max_frame_bytes,
                                  max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
                                  token=token, workers=args.workers))
     except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop: not an error
-        import sys
-
         print("rtsep: server stopped", file=sys.stderr)
     return 0
