@@ -16,9 +16,9 @@ from .errors import ConfigError
 from .events import log_source
 from .io_files import AtomicWavWriter, prepare_out_dir
 from .metrics import improvement, sliding_sir_improvement
+from .plots import StreamSummary, separation_figure
 from .separator import Separator
 from .signals import cafe, mix, mixing_matrix, music_like, pink_noise
-from .plots import StreamSummary, separation_figure
 from .speech import demo_clip
 from .warm import compile_notice
 
@@ -176,4 +176,3 @@ def run_demo(out_dir: str | Path, background: str = "music", cond: float = 5.0, 
         files["plot"] = separation_figure(out / "demo.png", summary, title, sir=(t_end, sir_t[0]))
     return DemoResult(float(imp.sdr_improvement[0]), float(imp.sir_improvement[0]),
                       float(imp2.sir_improvement[0]), share >= TALKER_SHARE_YES, rtf, files, share)
-

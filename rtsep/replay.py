@@ -27,8 +27,8 @@ class ReplayResult:
     Attributes
     ----------
     outputs : dict of str to Path
-        ``voice``, ``background`` WAVs (or one stereo ``separated`` WAV) and
-        ``timing`` JSON.
+        ``voice``, ``background`` WAVs (or one stereo ``separated`` WAV),
+        ``timing`` JSON and, with ``plot``, the ``plot`` PNG.
     timing : dict
         Contents of ``timing.json``: ``processing_s`` (seconds inside
         ``Separator.process``), ``audio_s``, ``rtf`` (processing / audio),
