@@ -316,7 +316,8 @@ class AtomicWavWriter:
     def write(self, block: np.ndarray) -> None:
         """Append a block of shape (n,) or (n, channels)."""
         if self._limit is not None:
-            over = np.abs(block) > self._limit
+            # integer formats reach -1 exactly but stop one step short of +1
+            over = (block > self._limit) | (block < -1.0)
             if over.any():
                 self.clipped += int(over.sum())
                 block = np.clip(block, -1.0, self._limit)

@@ -307,3 +307,12 @@ def test_the_commands_that_take_recordings_share_one_default_engine_and_say_why(
     for name in ("replay", "live", "client", "demo"):
         engine = next(a for a in sub.choices[name]._actions if a.dest == "engine")
         assert "because" in engine.help, (name, engine.help)
+
+
+def test_an_integer_output_format_clips_what_exceeds_full_scale_and_counts_it(tmp_path):
+    from rtsep.io_files import AtomicWavWriter
+
+    with AtomicWavWriter(tmp_path / "o.wav", FS, 1, "PCM_16") as w:
+        w.write(np.array([0.5, 1.5, -2.0, -1.0], np.float32))
+    y, _ = sf.read(tmp_path / "o.wav", dtype="int16")
+    assert w.clipped == 2 and y.tolist() == [16384, 32767, -32768, -32768]

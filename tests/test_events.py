@@ -125,3 +125,15 @@ def test_routine_guard_actions_show_only_with_verbose(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--no-plot", "-v"]) == 0
     err = capsys.readouterr().err
     assert "rtsep: demo: at " in err and "implausible separation weights refused" in err
+
+
+def test_guard_records_carry_the_source_they_were_logged_under(caplog):
+    from rtsep.events import log_source
+
+    x = _mixture(3 * FS)
+    x[FS:2 * FS, 1] = 0.0
+    with caplog.at_level(logging.INFO, logger="rtsep"), log_source("FastICA (sklearn) on inst-cond20"):
+        Separator(FS).process(x)
+    Separator(FS).process(x)  # outside: no source
+    sources = {getattr(r, "source", "missing") for r in caplog.records if getattr(r, "guard", None)}
+    assert sources == {"FastICA (sklearn) on inst-cond20", None}, sources
