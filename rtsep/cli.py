@@ -102,7 +102,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     progress = None
     bar = None
-    if not args.quiet and sys.stderr.isatty():
+    if not args.quiet and sys.stderr.isatty() and args.input != "-":  # stdin has no known length
         from rich.progress import Progress
 
         bar = Progress(transient=True)
