@@ -42,6 +42,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import ConfigError
+from .events import log_source
+from .io_files import prepare_out_dir
+
 FS = 16000
 TALKER_SEED_OFFSET = 1
 #: Sliding-window SIR improvement (dB) that counts as converged.
@@ -313,6 +317,35 @@ METHODS: dict[str, Callable[[Mixture], Run]] = {
     "ILRMA (pra)": run_ilrma,
     "TRINICON (pra, online)": run_trinicon,
 }
+
+#: what ``--methods`` accepts besides the full names (case does not matter)
+SHORT_NAMES: dict[str, str] = {
+    "td": "rtsep td", "fd": "rtsep fd", "fastica": "FastICA (sklearn)", "picard": "Picard",
+    "auxiva": "AuxIVA (pra)", "ilrma": "ILRMA (pra)", "trinicon": "TRINICON (pra, online)",
+}
+
+
+def resolve_methods(text: str | None) -> list[str] | None:
+    """``"td,fastica"`` → the :data:`METHODS` names; None (all) for None or "".
+
+    Raises
+    ------
+    ConfigError
+        A name that is neither a short nor a full method name.
+    """
+    if not text:
+        return None
+    full = {k.lower(): k for k in METHODS}
+    names = []
+    for raw in (s.strip() for s in text.split(",")):
+        if not raw:
+            continue
+        key = raw.lower()
+        name = SHORT_NAMES.get(key) or full.get(key)
+        if name is None:
+            raise ConfigError(f"--methods: unknown method {raw!r}; choose from {', '.join(SHORT_NAMES)}")
+        names.append(name)
+    return names
 
 
 # --------------------------------------------------------------------------- scoring
@@ -678,7 +711,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                    help="fewer and shorter mixtures, fewer timing blocks (< 5 min on 2 cores)")
     p.add_argument("--out", default="rtsep-bench", help="directory for results.json, RESULTS.md and plots")
     p.add_argument("--methods", default=None,
-                   help="comma-separated subset of: " + ", ".join(METHODS))
+                   help="comma-separated subset of: " + ", ".join(SHORT_NAMES) + " (default: all)")
 
 
 def _limit_threads() -> None:
@@ -725,7 +758,7 @@ def run(quick: bool, out: pathlib.Path, methods: list[str] | None = None,
     names = methods or list(METHODS)
     for nm in names:
         if nm not in METHODS:
-            raise ValueError(f"unknown method {nm!r}; choose from {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method {nm!r}; choose from {', '.join(METHODS)}")
     log("building mixtures ...")
     mixes = mixtures(quick, log)
     # the plot: a hard instantaneous case, all methods' sliding SIR
@@ -736,7 +769,8 @@ def run(quick: bool, out: pathlib.Path, methods: list[str] | None = None,
         for nm in names:
             t0 = time.perf_counter()
             try:
-                r = METHODS[nm](m)
+                with log_source(f"{nm} on {m.name}"):
+                    r = METHODS[nm](m)
                 sc = score(nm, m, r, sliding=(m.name == plot_mix))
                 if nm.startswith("rtsep"):
                     eng = nm.split()[1]
@@ -772,8 +806,8 @@ def run(quick: bool, out: pathlib.Path, methods: list[str] | None = None,
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``rtsep bench``: run the comparison, write DIR/results.json, RESULTS.md, convergence.png, print the tables."""
-    methods = [s.strip() for s in args.methods.split(",")] if getattr(args, "methods", None) else None
-    out = pathlib.Path(args.out)
+    methods = resolve_methods(getattr(args, "methods", None))
+    out = prepare_out_dir(args.out)
     scores, speed, _md = run(bool(args.quick), out, methods)
     print()
     print(summary_table(scores))

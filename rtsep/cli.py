@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError, RtsepError
+from .io_files import OUTPUT_SUBTYPES
 
 
 def _parse_value(text: str) -> Any:
@@ -26,6 +27,10 @@ def _parse_value(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+#: the top-level tables of a ``--config`` file, one per engine
+ENGINE_TABLES = ("td", "fd")
 
 
 def engine_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -39,6 +44,10 @@ def engine_params(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"--config {path}: no such file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"--config {path} is not valid TOML: {exc}") from None
+        unknown = sorted(set(data) - set(ENGINE_TABLES))
+        if unknown:
+            raise ConfigError(f"--config {path}: unknown table or key {', '.join(map(repr, unknown))}; "
+                              f"known: {', '.join(ENGINE_TABLES)}")
         params.update(data.get(args.engine, {}))
     for item in getattr(args, "param", None) or []:
         key, sep, val = item.partition("=")
@@ -66,24 +75,34 @@ def parse_channels(text: str | None) -> list[int] | None:
 #: makes things worse) and fd about +5 dB (bench/RESULTS.md); td stays one
 #: flag away for zero-latency use on instantaneous mixtures.
 DEFAULT_ENGINE = "fd"
-ENGINE_HELP = ("fd: frequency-domain online IVA for real rooms, one frame (64 ms) of delay; td: time-domain "
-               "PCA + kurtosis ICA, no added delay, for instantaneous mixtures (coincident mics, synthetic mixes)")
+ENGINE_HELP = ("fd: frequency-domain online IVA for real rooms, one frame (1023 samples = 63.9 ms at 16 kHz) "
+               "of delay; td: time-domain PCA + kurtosis ICA, no added delay, for instantaneous mixtures "
+               "(coincident mics, synthetic mixes)")
+#: why the commands that take recordings or microphones default to fd (the Python API defaults to td)
+DEFAULT_ENGINE_WHY = ("default: fd, because every real two-mic recording is a room mixture, where td was "
+                      "measured to make things worse")
 
 
-def _add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE) -> None:
-    p.add_argument("--engine", choices=("td", "fd"), default=default, help=f"{ENGINE_HELP} (default: {default})")
+def _add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE,
+                        why: str = DEFAULT_ENGINE_WHY) -> None:
+    p.add_argument("--engine", choices=("td", "fd"), default=default, help=f"{ENGINE_HELP} ({why})")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="engine parameter, repeatable (e.g. --param memory_s=3)")
     p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")
 
 
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also print routine guard actions (statistics restarted, weights refused…)")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Stream a file through the separator and write voice/background WAVs."""
-    from .replay import clipping_warning, replay
+    from .replay import clipping_warning, output_clipping_warning, replay
 
     progress = None
     bar = None
-    if not args.quiet and sys.stderr.isatty():
+    if not args.quiet and sys.stderr.isatty() and args.input != "-":  # stdin has no known length
         from rich.progress import Progress
 
         bar = Progress(transient=True)
@@ -98,36 +117,49 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         res = replay(args.input, args.out, engine=args.engine, block=args.block,
                      channels=parse_channels(args.channels), params=engine_params(args),
-                     progress=progress)
+                     progress=progress, subtype=args.subtype, stereo=args.stereo,
+                     notice=None if args.quiet else sys.stderr, plot=args.plot)
     finally:
         input_log.setLevel(logging.NOTSET)
         if bar is not None:
             bar.stop()
     t = res.timing
-    warn = clipping_warning(res)
-    if warn:
-        print(f"rtsep: {warn}", file=sys.stderr)
+    for warn in (clipping_warning(res), output_clipping_warning(res)):
+        if warn:
+            print(f"rtsep: {Path(res.timing['input']).name}: {warn}", file=sys.stderr)
     if not args.quiet:
-        print(f"rtsep: separated {t['audio_s']:.2f} s at {t['fs']} Hz with {t['engine']} in "
-              f"{t['processing_s']:.3f} s (real-time factor {t['rtf']:.4f}, latency "
-              f"{t['latency_samples']} samples); voice = ICA output {t['voice_output']}; "
-              f"wrote {res.outputs['voice']} and {res.outputs['background']}")
+        print(f"rtsep: {summary_line(t, res.outputs)}")
     return 0
+
+
+def summary_line(t: dict[str, Any], outputs: dict[str, Path]) -> str:
+    """What a replay did, in one line: length, engine, speed, latency, which output is the voice, files."""
+    voice = t.get("voice_output")
+    # the engines count outputs from 0; people count from 1
+    which = f"voice = output {voice + 1} of 2" if isinstance(voice, int) else "voice output undecided"
+    files = [str(p) for k, p in outputs.items() if k not in ("timing", "plot")]
+    plot = f", {outputs['plot']}" if "plot" in outputs else ""
+    return (f"separated {t['audio_s']:.2f} s at {t['fs']} Hz with {t['engine']} in {t['processing_s']:.3f} s "
+            f"(real-time factor {t['rtf']:.4f}, latency {t['latency_samples']} samples = "
+            f"{1000 * t['latency_s']:.1f} ms); {which}; wrote {', '.join(files)} ({t['output_subtype']}){plot} "
+            f"and {outputs['timing']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Separate the built-in example and print its measured quality."""
-    from .demo import run_demo
+    from .demo import BACKGROUND_NAMES, TALKER_SHARE_YES, run_demo
 
     res = run_demo(args.out, background=args.background, cond=args.cond, seed=args.seed,
                    block=args.block, engine=args.engine, plot=not args.no_plot,
-                   params=engine_params(args))
-    print(f"rtsep demo: real talker + generated {args.background}, 2 virtual mics "
+                   params=engine_params(args), notice=sys.stderr)
+    print(f"rtsep demo: real talker + {BACKGROUND_NAMES[args.background]}, 2 virtual mics "
           f"(mixing condition number {args.cond:g}), engine {args.engine}")
     print(f"  voice SIR improvement: {res.sir_improvement:.1f} dB (whole file), "
           f"{res.sir_improvement_second_half:.1f} dB (second half)")
     print(f"  voice SDR improvement: {res.sdr_improvement:.1f} dB")
-    print(f"  voice output is the talker: {'yes' if res.voice_is_talker else 'NO'}")
+    verdict = "yes" if res.voice_share >= TALKER_SHARE_YES else "partly" if res.voice_share >= 0.5 else "NO"
+    print(f"  voice output is the talker: {verdict} "
+          f"(in {100 * res.voice_share:.0f}% of the 1 s windows where the talker speaks)")
     print(f"  real-time factor: {res.rtf:.4f}")
     print("  wrote " + ", ".join(str(p) for p in res.files.values()))
     return 0
@@ -140,22 +172,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("replay", help="separate a recording, streamed block by block as if live")
-    r.add_argument("input", help="two-channel recording (WAV, FLAC, OGG…)")
+    r.add_argument("input", help="two-channel recording (WAV, FLAC, OGG…); - reads WAV or FLAC from stdin")
     r.add_argument("-o", "--out", required=True, help="output folder for voice.wav, background.wav, timing.json")
+    r.add_argument("--subtype", type=str.upper, choices=OUTPUT_SUBTYPES, default=None,
+                   help="sample format of the outputs (default: the input's own; FLOAT never clips)")
+    r.add_argument("--plot", action="store_true",
+                   help="also write replay.png: waveforms, spectrograms of mic 1 and the voice, which output is "
+                        "the voice over time")
+    r.add_argument("--stereo", action="store_true",
+                   help="write one stereo separated.wav (voice left, background right) instead of two mono files")
     r.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
     r.add_argument("--channels", help="1-based channels to use from a multichannel file, e.g. 1,2")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    _add_verbose(r)
     _add_engine_options(r)
     r.set_defaults(func=cmd_replay)
 
     d = sub.add_parser("demo", help="separate a built-in example (no microphone needed)")
     d.add_argument("-o", "--out", default="rtsep-demo", help="output folder (default ./rtsep-demo)")
-    d.add_argument("--background", choices=("music", "noise", "cafe"), default="music")
-    d.add_argument("--cond", type=float, default=5.0, help="condition number of the mixing (default 5)")
-    d.add_argument("--seed", type=int, default=1)
-    d.add_argument("--block", type=int, default=256)
-    d.add_argument("--no-plot", action="store_true")
-    _add_engine_options(d, default="td")  # the demo's mixture is instantaneous by construction
+    d.add_argument("--background", choices=("music", "noise", "cafe"), default="music",
+                   help="what the talker is mixed with: generated music, pink noise, or a cafe of other "
+                        "voices (needs the real-speech packages) (default music)")
+    d.add_argument("--cond", type=float, default=5.0,
+                   help="condition number of the 2x2 mixing matrix, >= 1: larger means the two mics hear more "
+                        "alike and separation is harder (default 5)")
+    d.add_argument("--seed", type=int, default=1, help="seed of the mixing matrix and background (default 1)")
+    d.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
+    d.add_argument("--no-plot", action="store_true", help="do not write demo.png")
+    _add_engine_options(d, default="td", why="default: td, because the demo's mixture is instantaneous by "
+                                             "construction, where td separates best and adds no delay")
+    _add_verbose(d)
     d.set_defaults(func=cmd_demo)
 
     # none of these modules imports sounddevice, websockets or a peer at import time
@@ -172,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
              client.add_client_arguments, client.cmd_client)):
         sp = sub.add_parser(name, help=help_text)
         add_arguments(sp)
+        _add_verbose(sp)
         sp.set_defaults(func=command)
     return p
 
@@ -184,11 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rtsep: error: --block {args.block} must be a positive number of samples", file=sys.stderr)
         return 2
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("rtsep: %(message)s"))
     logger = logging.getLogger("rtsep")
     saved = (logger.level, logger.propagate)
     logger.addHandler(handler)
-    logger.setLevel(logging.ERROR if getattr(args, "quiet", False) else logging.INFO)
+    # routine guard actions are INFO: shown with -v; WARNING is for what the user should act on
+    # a server's sessions (INFO) are its log, so `serve` shows them without -v
+    logger.setLevel(logging.ERROR if getattr(args, "quiet", False)
+                    else logging.INFO if getattr(args, "verbose", False) or args.command == "serve"
+                    else logging.WARNING)
     logger.propagate = False
     try:
         return int(args.func(args) or 0)
@@ -210,10 +260,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _StderrHandler(logging.Handler):
-    """Guard events (:mod:`rtsep.events`) as one line each on whatever ``sys.stderr`` is now."""
+    """Log records as ``rtsep: SOURCE: message`` lines on whatever ``sys.stderr`` is now.
+
+    A guard event (:mod:`rtsep.events`) with a source (a file, a benchmark
+    method) is printed once per kind and source: the totals are in
+    ``timing.json``, repeating the line says nothing new.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: set[tuple[str, str]] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stderr)
+            source, guard = getattr(record, "source", None), getattr(record, "guard", None)
+            if source and guard:
+                if (source, guard) in self._said:
+                    return
+                self._said.add((source, guard))
+            prefix = f"rtsep: {source}: " if source else "rtsep: "
+            print(prefix + record.getMessage(), file=sys.stderr)
         except Exception:  # noqa: BLE001 - logging must never break the audio path
             self.handleError(record)

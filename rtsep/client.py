@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -118,6 +119,9 @@ class SeparationClient:
         data = json.loads(msg)
         if data.get("type") == "error":
             self._ws.close()
+            if "token" in str(data.get("message", "")):
+                raise ServiceError(f"{self.url} wants a token and refused the one sent (if any): give the "
+                                   "value the server was started with as --token T (or set RTSEP_TOKEN)")
             raise ServiceError(f"server refused the stream (code {data.get('code')}): {data.get('message')}")
         if data.get("type") != expect:
             raise ServiceError(f"expected a {expect!r} message from {self.url}, got {msg[:100]!r}")
@@ -211,15 +215,16 @@ def stream_file(path: str | os.PathLike, server: str, out_dir: str | os.PathLike
         Contents of ``timing.json``: server ``stats``, round-trip latency
         percentiles (ms), wall time (s).
     """
-    from .io_files import AlignedOutputWriter, AudioReader
+    from .io_files import AlignedOutputWriter, AudioReader, output_subtype, prepare_out_dir
 
-    out = Path(out_dir)
     rtts: list[float] = []
-    with AudioReader(path, channels) as reader, \
-            SeparationClient(server, reader.fs, reader.channels, engine, format, block, params, token) as cli:
+    with AudioReader(path, channels) as reader, ExitStack() as stack:
+        out = prepare_out_dir(out_dir)  # before connecting: a bad folder costs the server nothing
+        cli = stack.enter_context(
+            SeparationClient(server, reader.fs, reader.channels, engine, format, block, params, token))
         lat = cli.latency_samples
         t_start = time.perf_counter()
-        with AlignedOutputWriter(out, reader.fs, lat) as writer:
+        with AlignedOutputWriter(out, reader.fs, lat, subtype=output_subtype(reader.subtype)) as writer:
             emit = writer.write
 
             sent = 0
@@ -259,7 +264,11 @@ def add_client_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", help="1-based channels to use from a multichannel file, e.g. 1,2")
     p.add_argument("--token", default=None, help="server token (default: $RTSEP_TOKEN)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
-    p.add_argument("--engine", choices=("td", "fd"), default="td", help="engine the server runs (default td)")
+    from .cli import DEFAULT_ENGINE, DEFAULT_ENGINE_WHY, ENGINE_HELP
+
+    # the same default as `rtsep replay`: the same recording must not be separated differently
+    p.add_argument("--engine", choices=("td", "fd"), default=DEFAULT_ENGINE,
+                   help=f"engine the server runs for this stream: {ENGINE_HELP} ({DEFAULT_ENGINE_WHY})")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="engine parameter, repeatable")
 
 

@@ -31,6 +31,12 @@ class AudioFileError(RtsepError, OSError):
     exit_code = 3
 
 
+class OutputPathError(RtsepError, OSError):
+    """The output folder cannot be used: it is a file, lies under a file, or is not writable."""
+
+    exit_code = 3
+
+
 class BadAudioError(RtsepError):
     """The audio itself is unusable (all silent, NaN/Inf samples); outputs were still written."""
 

@@ -6,13 +6,19 @@ arrays; :class:`GuardLog` turns the counters' increases into log records on
 the ``"rtsep"`` logger, at most one per kind every few seconds of stream
 time, and keeps a bounded list of them for reports (``timing.json``, the
 service's metrics).
+
+Each record carries ``guard`` (the counter's name) and ``source`` (what
+:func:`log_source` named: a file, a benchmark method, or None), so a handler
+can prefix the source and keep one line per kind per source.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 LOGGER = logging.getLogger("rtsep")
 # a library does not print on its own: without a configured handler the
@@ -22,6 +28,24 @@ LOGGER.addHandler(logging.NullHandler())
 #: replay reports them in its own summary and silences it.
 INPUT_LOGGER = logging.getLogger("rtsep.input")
 _INPUT_KINDS = frozenset({"nonfinite", "clipped"})
+_SOURCE: ContextVar[str | None] = ContextVar("rtsep_log_source", default=None)
+
+
+@contextmanager
+def log_source(name: str | None) -> Iterator[None]:
+    """Stamp the guard records logged inside the ``with`` block with ``source=name``.
+
+    Parameters
+    ----------
+    name : str or None
+        What the audio is (a file name, ``"demo"``, a benchmark method).
+    """
+    token = _SOURCE.set(name)
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
+
 _CAUSED_BY_NAN = frozenset({"stuck_samples_skipped", "dead_mic_samples_skipped", "faulty_frames_skipped"})
 
 #: counter name (as in the engines' ``info()``) -> (level, what happened and what to do)
@@ -104,7 +128,8 @@ class GuardLog:
             t = sample / self.fs
             self.events.append({"t_s": round(t, 3), "kind": name, "total": total})
             logger = INPUT_LOGGER if name in _INPUT_KINDS else LOGGER
-            logger.log(level, "at %.2f s: %s (%s: %d so far)", t, text, name.replace("_", " "), total)
+            logger.log(level, "at %.2f s: %s (%s: %d so far)", t, text, name.replace("_", " "), total,
+                       extra={"guard": name, "source": _SOURCE.get()})
 
     def prime(self, counters: dict[str, Any]) -> None:
         """Take ``counters`` as already reported (a resumed stream), without logging."""

@@ -25,6 +25,7 @@ import atexit
 import collections
 import gc
 import json
+import logging
 import math
 import os
 import queue
@@ -547,6 +548,9 @@ class LiveSession:
         A ready :class:`rtsep.Separator` (or an object with the same
         ``process``/``warmup``/``latency_samples``/``info``); built from
         ``config`` when omitted. Its kernels are compiled in :meth:`open`.
+    notice : text stream, optional
+        Where :meth:`open` says that the kernels are being compiled, if they
+        are (the first run on a machine); None says nothing.
 
     Notes
     -----
@@ -560,9 +564,10 @@ class LiveSession:
     #: Streams currently open in this process (PortAudio must not be rescanned under them).
     open_streams: int = 0
 
-    def __init__(self, config: LiveConfig, separator: Any = None) -> None:
+    def __init__(self, config: LiveConfig, separator: Any = None, notice: Any = None) -> None:
         self.config = config.validated()
         self._sep = separator
+        self._notice = notice
         self._stream: Any = None
         self._sd: Any = None
         self._rec: _Recorder | None = None
@@ -673,7 +678,10 @@ class LiveSession:
                 self._sep = Separator(fs, channels=mics, engine=cfg.engine, **cfg.params)
             except ImportError as exc:
                 raise ConfigError(f"engine {cfg.engine!r} is not available in this installation ({_short(exc)})") from None
-        self._sep.warmup()  # numba compiles here, never inside the callback
+        from .warm import compile_notice
+
+        with compile_notice(cfg.engine, self._notice):
+            self._sep.warmup()  # numba compiles here, never inside the callback
         self.preflight_rtf = self._preflight(mics)
 
         # Everything the callback touches is allocated here, once.
@@ -1110,18 +1118,20 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``rtsep live``."""
     p.add_argument("--input", "-i", metavar="DEV", default=None,
                    help="input device: index or part of the name from `rtsep devices` (default: the default input)")
-    p.add_argument("--output", "-o", metavar="DEV", default=None,
-                   help="output device (default: the default output)")
+    p.add_argument("--output-device", "--output", dest="output", metavar="DEV", default=None,
+                   help="output device: index or part of the name (default: the default output)")
+    # -o names an output folder in every other command; here it once named the device
+    p.add_argument("-o", dest="output_o", metavar="DEV", default=None, help=argparse.SUPPRESS)
     p.add_argument("--channels", metavar="A,B", default="1,2",
                    help="input channels used as the microphones, 1-based (default 1,2)")
     p.add_argument("--rate", type=float, default=None, metavar="HZ",
                    help="sample rate in Hz (default: the input device's default rate)")
     p.add_argument("--block", type=int, default=DEFAULT_BLOCK, metavar="FRAMES",
                    help=f"frames per audio callback (default {DEFAULT_BLOCK}); larger is safer, smaller is faster")
-    from .cli import DEFAULT_ENGINE, ENGINE_HELP
+    from .cli import DEFAULT_ENGINE, DEFAULT_ENGINE_WHY, ENGINE_HELP
 
     p.add_argument("--engine", choices=("td", "fd"), default=DEFAULT_ENGINE,
-                   help=f"{ENGINE_HELP} (default: {DEFAULT_ENGINE})")
+                   help=f"{ENGINE_HELP} ({DEFAULT_ENGINE_WHY})")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="engine parameter, repeatable (e.g. --param memory_s=3)")
     p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")
@@ -1154,7 +1164,12 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
         raise ConfigError(f"--duration {dur}: give a positive number of seconds")
     from .cli import engine_params  # --param / --config mean the same as for replay and demo
 
-    return LiveConfig(input=args.input, output=args.output, channels=channels, rate=args.rate,
+    output = args.output
+    if getattr(args, "output_o", None) is not None:
+        logging.getLogger("rtsep").warning("-o for the output device is deprecated (elsewhere -o names an output folder): "
+                    "use --output-device %s", args.output_o)
+        output = args.output if args.output is not None else args.output_o
+    return LiveConfig(input=args.input, output=output, channels=channels, rate=args.rate,
                       block=args.block, engine=args.engine, play=args.play,
                       record=Path(args.record) if args.record else None, latency=lat,
                       params=engine_params(args)).validated()
@@ -1175,7 +1190,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     duration = getattr(args, "duration", None)
     fancy = sys.stdout.isatty() and not getattr(args, "no_dashboard", False)
-    session = LiveSession(cfg)
+    session = LiveSession(cfg, notice=sys.stderr)
     error: BaseException | None = None
     reason = "duration"
     restore = _stop_on_sigterm()

@@ -8,13 +8,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TextIO
 
 import numpy as np
 
 from .errors import BadAudioError
-from .io_files import AlignedOutputWriter, AudioReader
+from .events import log_source
+from .io_files import AlignedOutputWriter, AudioReader, check_subtype, output_subtype, prepare_out_dir
+from .plots import StreamSummary, separation_figure
 from .separator import Separator
+from .warm import compile_notice
 
 
 @dataclass
@@ -24,7 +27,8 @@ class ReplayResult:
     Attributes
     ----------
     outputs : dict of str to Path
-        ``voice``, ``background`` WAVs and ``timing`` JSON.
+        ``voice``, ``background`` WAVs (or one stereo ``separated`` WAV),
+        ``timing`` JSON and, with ``plot``, the ``plot`` PNG.
     timing : dict
         Contents of ``timing.json``: ``processing_s`` (seconds inside
         ``Separator.process``), ``audio_s``, ``rtf`` (processing / audio),
@@ -38,13 +42,16 @@ class ReplayResult:
 def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "td",
            block: int = 256, channels: Sequence[int] | None = None,
            params: dict[str, Any] | None = None,
-           progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+           progress: Callable[[int, int], None] | None = None,
+           subtype: str | None = None, stereo: bool = False,
+           notice: TextIO | None = None, plot: bool = False) -> ReplayResult:
     """Separate a recording by streaming it through :meth:`Separator.process`.
 
     Parameters
     ----------
     path : path
-        Input recording (≥ 2 channels, 8–96 kHz, any libsndfile format).
+        Input recording (≥ 2 channels, 8–96 kHz, any libsndfile format);
+        ``"-"`` reads WAV or FLAC from the standard input, streamed.
     out_dir : path
         Folder for ``voice.wav``, ``background.wav`` and ``timing.json``.
     engine : {"td", "fd"}
@@ -56,7 +63,23 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
     params : dict, optional
         Engine parameters.
     progress : callable, optional
-        Called as ``progress(done_frames, total_frames)`` after each block.
+        Called as ``progress(done_frames, total_frames)`` after each block
+        (not for the standard input, whose length is unknown).
+    subtype : str, optional
+        Sample format of the outputs (``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``…);
+        default: the input's own (see :func:`rtsep.io_files.output_subtype`).
+        Integer formats clip what exceeds full scale (counted in
+        ``timing["clipped_output_samples"]``).
+    stereo : bool
+        One two-channel ``separated.wav`` (voice left, background right)
+        instead of ``voice.wav`` and ``background.wav``.
+    notice : text stream, optional
+        Where to say that the kernels are being compiled, if they are (the
+        first run on a machine); None says nothing.
+    plot : bool
+        Also write ``replay.png``: waveforms, spectrograms of mic 1 and of
+        the voice, and which output is the voice over time (see
+        :func:`rtsep.plots.separation_figure`; bounded memory at any length).
 
     Returns
     -------
@@ -71,14 +94,22 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
     NaN/Inf samples or only zeros is still processed (NaN → 0), then reported
     with :class:`BadAudioError`.
     """
-    out = Path(out_dir)
+    subtype = check_subtype(subtype) if subtype else None
     with AudioReader(path, channels) as reader:
+        out = prepare_out_dir(out_dir)
+        subtype = subtype or output_subtype(reader.subtype)
+        if reader.streamed:
+            progress = None
         sep = Separator(reader.fs, channels=reader.channels, engine=engine, **(params or {}))
-        sep.warmup()
+        with compile_notice(engine, notice):
+            sep.warmup()
         lat = sep.latency_samples
         processing = 0.0
         wall0 = time.perf_counter()
-        with AlignedOutputWriter(out, reader.fs, lat) as writer:
+        summary = StreamSummary(reader.fs) if plot else None
+        with AlignedOutputWriter(out, reader.fs, lat, subtype=subtype, stereo=stereo,
+                                 tap=summary.add_output if summary else None) as writer, \
+                log_source(reader.path.name):
             emit = writer.write
             done = 0
             for blk in reader.blocks(block):
@@ -87,6 +118,9 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
                 processing += time.perf_counter() - t0
                 emit(v, b)
                 done += blk.shape[0]
+                if summary is not None:
+                    summary.add_input(blk)
+                    summary.label(max(done - lat, 0) / reader.fs, sep.info().get("voice"))
                 if progress is not None:
                     progress(done, reader.frames)
             if lat:
@@ -111,16 +145,23 @@ def replay(path: str | os.PathLike, out_dir: str | os.PathLike, engine: str = "t
             "nonfinite_samples": sep.stats.nonfinite,
             "clipped_samples": sep.stats.clipped,
             "guard_events": sep.events,
-            "input": str(path),
+            "input": str(reader.path),
             "input_format": reader.format_info,
+            "output_subtype": subtype,
+            "clipped_output_samples": writer.clipped,
+            "outputs": {k: v.name for k, v in writer.paths.items()},
         }
+        outputs = dict(writer.paths)
+        if summary is not None:
+            title = f"rtsep replay: {reader.path.name} ({reader.fs} Hz), engine {engine}"
+            outputs["plot"] = separation_figure(out / "replay.png", summary, title)
+            timing["outputs"]["plot"] = "replay.png"
         timing_path = out / "timing.json"
         tmp = timing_path.with_name(".timing.json.part")
         tmp.write_text(json.dumps(timing, indent=2) + "\n")
         os.replace(tmp, timing_path)
-    result = ReplayResult({"voice": writer.voice_path, "background": writer.background_path,
-                           "timing": timing_path}, timing)
-    name = Path(path).name
+    result = ReplayResult({**outputs, "timing": timing_path}, timing)
+    name = reader.path.name
     if sep.stats.nonfinite:
         t_bad = sep.stats.first_nonfinite / reader.fs
         raise BadAudioError(f"{name} contains {sep.stats.nonfinite} NaN/Inf sample values (first at "
@@ -139,6 +180,15 @@ def clipping_warning(result: ReplayResult) -> str | None:
     if n and n / frames > 1e-4:
         return (f"warning: {n} input samples are at full scale (clipping); separation degrades on "
                 "clipped audio: lower the recording gain")
+    return None
+
+
+def output_clipping_warning(result: ReplayResult) -> str | None:
+    """A one-line warning if outputs had to be clipped to fit an integer sample format, else None."""
+    n = result.timing.get("clipped_output_samples", 0)
+    if n:
+        return (f"warning: {n} output samples exceeded full scale and were clipped to fit "
+                f"{result.timing.get('output_subtype')}; --subtype FLOAT keeps them")
     return None
 
 

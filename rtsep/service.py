@@ -85,6 +85,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
 import os
 import threading
@@ -97,6 +98,9 @@ import numpy as np
 
 from .errors import ConfigError, DependencyError, RtsepError
 from .webpage import SECURITY_HEADERS, normalize_origin, origin_allowed, page_file
+
+#: one line per session opened and closed (INFO), its errors (WARNING: the client's, ERROR: ours)
+LOG = logging.getLogger("rtsep.service")
 
 #: Sample formats on the wire: name → little-endian dtype.
 FORMATS: dict[str, np.dtype] = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
@@ -371,19 +375,28 @@ class SeparationServer:
             return
         m.sessions_active += 1
         m.sessions_total += 1
+        who = f"session {m.sessions_total} from {_peer(ws)}"
+        LOG.info("%s: opened", who)
         try:
-            await self._stream(ws)
+            s = await self._stream(ws)
+            LOG.info("%s: closed after %.2f s of audio (%s, %d frames, %d late, real-time factor %.4f)",
+                     who, s["audio_s"], s["engine"], s["frames"], s["late_frames"], s["rtf"])
         except SessionError as exc:
             m.sessions_failed += 1
+            LOG.warning("%s: closed with code %d: %s", who, exc.code, exc)
             await self._fail(ws, exc.code, str(exc))
         except Exception as exc:  # noqa: BLE001 - one session's bug must not end the server
             from websockets.exceptions import ConnectionClosed
 
             if not isinstance(exc, ConnectionClosed):  # a vanished client is not our error
                 m.sessions_failed += 1
+                LOG.error("%s: internal error: %s: %s", who, type(exc).__name__, exc)
                 await self._fail(ws, CLOSE_INTERNAL, f"internal error: {type(exc).__name__}: {exc}"[:300])
             elif exc.sent is not None and exc.sent.code == CLOSE_TOO_BIG:  # cut by the library's max_size
                 m.sessions_failed += 1
+                LOG.warning("%s: closed: a frame was larger than the server accepts", who)
+            else:
+                LOG.info("%s: the client went away without eof", who)
         finally:
             m.sessions_active -= 1
 
@@ -393,7 +406,7 @@ class SeparationServer:
         except asyncio.TimeoutError:
             raise SessionError(CLOSE_POLICY, f"idle for {self.config.idle_timeout_s:g} s; closing the stream") from None
 
-    async def _stream(self, ws: Any) -> None:
+    async def _stream(self, ws: Any) -> dict[str, Any]:
         from .separator import Separator
 
         loop = asyncio.get_running_loop()
@@ -463,8 +476,15 @@ class SeparationServer:
                 extra = {"final": False, "rtf_recent": (processing - last_stats[1]) / recent_audio if recent_audio else 0.0}
                 await ws.send(json.dumps(_stats(sep, frames, late, processing, swapped) | extra, default=_jsonable))
                 last_stats = (t_arrival, processing, sep.stats.samples)
-        await ws.send(json.dumps(_stats(sep, frames, late, processing, swapped) | {"final": True}, default=_jsonable))
+        stats = _stats(sep, frames, late, processing, swapped) | {"final": True}
+        await ws.send(json.dumps(stats, default=_jsonable))
         await ws.close(CLOSE_NORMAL, "eof")
+        return {**stats, "engine": conf["engine"]}
+
+
+def _peer(ws: Any) -> str:
+    addr = getattr(ws, "remote_address", None)
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else "?"
 
 
 def _respond(connection: Any, text: str, content_type: str, headers: dict[str, str] | None = None) -> Any:
@@ -606,12 +626,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port {args.port} is not a TCP port (0 to 65535)")
     token = args.token if args.token is not None else (os.environ.get("RTSEP_TOKEN") or None)
     origins = tuple(normalize_origin(o) for o in args.allow_origin)
+    import sys
+
+    from .separator import Separator
+    from .warm import compile_notice
+
+    # before listening: otherwise the first stream of each engine waits for Numba (about a minute)
+    for engine in ("td", "fd"):
+        with compile_notice(engine, sys.stderr):
+            Separator(16000, engine=engine).warmup()
     try:
         run_server(ServiceConfig(host=args.host, port=args.port, max_frame_bytes=args.max_frame_bytes,
                                  max_sessions=args.max_sessions, idle_timeout_s=args.idle_timeout,
                                  token=token, workers=args.workers, allow_origins=origins))
     except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop: not an error
-        import sys
-
         print("rtsep: server stopped", file=sys.stderr)
     return 0

@@ -74,7 +74,7 @@ def test_replay_prints_guard_events_and_lists_them_in_timing_json(tmp_path, caps
     sf.write(path, x, FS)
     assert main(["replay", str(path), "-o", str(tmp_path / "o"), "--engine", "td"]) == 0
     err = capsys.readouterr().err
-    assert "rtsep: at 1." in err and "microphone" in err and "Traceback" not in err
+    assert "rtsep: dead.wav: at 1." in err and "microphone" in err and "Traceback" not in err
     timing = json.loads((tmp_path / "o" / "timing.json").read_text())
     assert any(e["kind"] in ("stuck_samples_skipped", "dead_mic_samples_skipped") for e in timing["guard_events"])
     # and --quiet keeps the console to errors
@@ -102,3 +102,38 @@ def test_the_cli_leaves_the_rtsep_logger_as_it_found_it(tmp_path, capsys):
     assert main(["replay", str(path), "-o", str(tmp_path / "o"), "--engine", "td"]) == 0
     assert "microphone" in capsys.readouterr().err
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_replay_prints_each_kind_of_guard_event_once_per_file_named_by_the_file(tmp_path, capsys):
+    x = (_mixture(14 * FS) * 0.5).astype(np.float32)
+    x[FS:2 * FS, 1] = 0.0  # the same fault twice, further apart than the log's 5 s spacing
+    x[10 * FS:11 * FS, 1] = 0.0
+    path = tmp_path / "twice.wav"
+    sf.write(path, x, FS)
+    assert main(["replay", str(path), "-o", str(tmp_path / "o"), "--engine", "td"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if " so far)" in ln]
+    kinds = [ln.rsplit("(", 1)[1].split(":")[0] for ln in lines]
+    assert lines and all(ln.startswith("rtsep: twice.wav: at ") for ln in lines)
+    assert len(kinds) == len(set(kinds)), lines
+    timing = json.loads((tmp_path / "o" / "timing.json").read_text())
+    assert len(timing["guard_events"]) > len(lines)  # the record keeps them all
+
+
+def test_routine_guard_actions_show_only_with_verbose(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--no-plot"]) == 0
+    assert "runaway-gain" not in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path), "--no-plot", "-v"]) == 0
+    err = capsys.readouterr().err
+    assert "rtsep: demo: at " in err and "implausible separation weights refused" in err
+
+
+def test_guard_records_carry_the_source_they_were_logged_under(caplog):
+    from rtsep.events import log_source
+
+    x = _mixture(3 * FS)
+    x[FS:2 * FS, 1] = 0.0
+    with caplog.at_level(logging.INFO, logger="rtsep"), log_source("FastICA (sklearn) on inst-cond20"):
+        Separator(FS).process(x)
+    Separator(FS).process(x)  # outside: no source
+    sources = {getattr(r, "source", "missing") for r in caplog.records if getattr(r, "guard", None)}
+    assert sources == {"FastICA (sklearn) on inst-cond20", None}, sources

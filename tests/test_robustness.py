@@ -229,7 +229,7 @@ def test_loading_a_state_into_a_different_configuration_is_refused():
     ("WAV", "PCM_U8"), ("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "PCM_32"),
     ("WAV", "FLOAT"), ("WAV", "DOUBLE"), ("FLAC", "PCM_16"), ("FLAC", "PCM_24"), ("OGG", "VORBIS"),
 ])
-def test_every_common_file_format_is_read_and_separated(tmp_path, fmt, subtype):
+def test_every_common_file_format_is_read_separated_and_written_back_in_its_sample_format(tmp_path, fmt, subtype):
     x = (_mixture(FS, 1) * 0.5).astype(np.float32)
     ext = {"WAV": "wav", "FLAC": "flac", "OGG": "ogg"}[fmt]
     path = tmp_path / f"in.{ext}"
@@ -238,6 +238,8 @@ def test_every_common_file_format_is_read_and_separated(tmp_path, fmt, subtype):
     v, fs = sf.read(tmp_path / "o" / "voice.wav")
     assert fs == FS and v.shape[0] == sf.info(str(path)).frames
     assert np.isfinite(v).all() and np.abs(v).max() > 0.01
+    # written in the input's own sample format; decoded lossy audio as float
+    assert sf.info(str(tmp_path / "o" / "voice.wav")).subtype == {"VORBIS": "FLOAT"}.get(subtype, subtype)
 
 
 @pytest.mark.parametrize("fs", [8000, 22050, 44100, 48000, 96000])

@@ -176,7 +176,7 @@ def test_token_required():
     with ServerThread(ServiceConfig(port=0, token="s3cret")) as srv:
         err, code = raw_error(srv.url, CONF)
         assert code == 1008 and "token" in err["message"]
-        with pytest.raises(ServiceError, match="token"):
+        with pytest.raises(ServiceError, match="--token"):
             SeparationClient(srv.url, FS, token="wrong", timeout=T)
         x = signal(6, 1000)
         v, b, _ = remote(srv.url, x, token="s3cret")
@@ -369,3 +369,13 @@ def test_periodic_stats_only_when_asked(server):
             assert st["rtf_recent"] > 0 and st["swapped"] is False and st["voice"] in (0, 1)
     err, code = raw_error(server.url, json.dumps({"fs": FS, "stats_interval_s": -1}))
     assert code == 1008 and "stats_interval_s" in err["message"]
+
+def test_the_server_logs_one_line_per_session_opened_and_closed_and_every_refusal(caplog):
+    with caplog.at_level("INFO", logger="rtsep.service"), ServerThread(ServiceConfig(port=0, token="s3cret")) as srv:
+        remote(srv.url, signal(6, 1000), token="s3cret")
+        raw_error(srv.url, CONF)  # no token
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "rtsep.service"]
+    assert [lvl for lvl, _ in lines] == ["INFO", "INFO", "INFO", "WARNING"], lines
+    assert lines[0][1].startswith("session 1 from 127.0.0.1:") and lines[0][1].endswith(": opened")
+    assert "closed after 0.06 s of audio (td, 9 frames, " in lines[1][1]  # 1000 samples sent as 256, 1, 100, 37, 256, …
+    assert lines[3][1].startswith("session 2 from ") and "closed with code 1008: missing or wrong token" in lines[3][1]

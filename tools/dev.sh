@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point that sets everything up on a fresh machine, then runs a job.
 #   bash tools/dev.sh demo [rtsep demo options]   separate the built-in example
-#   bash tools/dev.sh test [pytest options]       the whole test suite (+ no-JIT coverage run)
+#   bash tools/dev.sh test [pytest options]       the whole test suite (+ no-JIT coverage run), what CI runs
+#   bash tools/dev.sh test --quick [pytest opts]  developers' check: compiled pass only, no heavy/live tests
 #   bash tools/dev.sh bench [rtsep bench options] benchmarks
 #   bash tools/dev.sh setup                       only install
 # As root it installs the system libraries (libsndfile, PortAudio, JACK, real
@@ -50,7 +51,18 @@ install_python() {
   echo "$want" >"$stamp"
 }
 
-setup() { install_system; install_python; }
+# Numba compiles the kernels on first use and caches them next to the sources:
+# doing it here spares the first demo/replay a silent minute (silent when cached)
+warm_engines() {
+  "$VENV/bin/python" -c "import sys
+from rtsep import Separator
+from rtsep.warm import compile_notice
+for e in ('td', 'fd'):
+    with compile_notice(e, sys.stderr):
+        Separator(16000, engine=e).warmup()"
+}
+
+setup() { install_system; install_python; warm_engines; }
 
 cmd=${1:-}
 [[ $# -gt 0 ]] && shift
@@ -61,6 +73,12 @@ case "$cmd" in
   test)
     setup
     cd "$ROOT"
+    if [[ ${1:-} == --quick ]]; then
+      shift
+      # the 14-minute full run spends 9 minutes in the no-JIT coverage pass and most of
+      # the rest in the quality (heavy) and JACK (live) tests: CI keeps those
+      exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not heavy and not live" -x "$@"
+    fi
     # 1) the real, compiled suite
     "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
     # 2) the same specs with Numba's JIT off, for line coverage of the kernels

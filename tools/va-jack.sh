@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Virtual sound card for rtsep's live tests: a JACK server with the `dummy` backend
-# (no hardware, paced at real time by a timer). See /work/shared/VIRTUAL_AUDIO.md.
+# (no hardware, paced at real time by a timer). PortAudio lists it as a device once jackd runs;
+# tests/live_rig.py plays into rtsep's input and records its output on the same clock.
 #
 # usage: va-jack.sh install            apt-get install jackd2 libportaudio2 (root only; no-op if present)
 #        va-jack.sh up [RATE] [PERIOD]  start jackd (default 16000 Hz, 1024-frame period); idempotent
