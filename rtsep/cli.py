@@ -79,7 +79,12 @@ def _add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGIN
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Stream a file through the separator and write voice/background WAVs."""
+    from .corpus import cmd_corpus, wants_corpus
     from .replay import clipping_warning, replay
+
+    if wants_corpus(args):
+        return cmd_corpus(args)
+    args.input = args.input[0]
 
     progress = None
     bar = None
@@ -135,17 +140,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rtsep`` argument parser."""
+    from . import corpus, report
     p = argparse.ArgumentParser(prog="rtsep", description="Real-time two-microphone voice/background separation.")
     p.add_argument("--version", action="version", version=f"rtsep {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("replay", help="separate a recording, streamed block by block as if live")
-    r.add_argument("input", help="two-channel recording (WAV, FLAC, OGG…)")
+    r.add_argument("input", nargs="+", help="two-channel recording (WAV, FLAC, OGG…); several, folders or globs: "
+                   "a corpus, mirrored under --out with a manifest.json")
     r.add_argument("-o", "--out", required=True, help="output folder for voice.wav, background.wav, timing.json")
     r.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
     r.add_argument("--channels", help="1-based channels to use from a multichannel file, e.g. 1,2")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     _add_engine_options(r)
+    corpus.add_corpus_arguments(r)
     r.set_defaults(func=cmd_replay)
 
     d = sub.add_parser("demo", help="separate a built-in example (no microphone needed)")
@@ -169,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
             ("serve", "separate streams sent over WebSocket (ws://host:port)",
              service.add_serve_arguments, service.cmd_serve),
             ("client", "stream a recording through `rtsep serve` and write voice/background WAVs",
-             client.add_client_arguments, client.cmd_client)):
+             client.add_client_arguments, client.cmd_client),
+            ("report", "summarize a corpus run: counts, hours, throughput, failures, level/RTF histograms",
+             report.add_report_arguments, report.cmd_report)):
         sp = sub.add_parser(name, help=help_text)
         add_arguments(sp)
         sp.set_defaults(func=command)
