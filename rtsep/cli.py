@@ -1,4 +1,4 @@
-"""Command line: ``rtsep devices | live | replay | demo | bench | serve | client``.
+"""Command line: ``rtsep devices | live | replay | report | demo | bench | serve | client``.
 
 Every failure a user can fix is an :class:`RtsepError`, printed as one line
 ``rtsep: error: …`` with a non-zero exit status; no traceback is shown unless

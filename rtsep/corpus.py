@@ -482,8 +482,54 @@ def run_corpus(inputs: Sequence[str], out_dir: str | os.PathLike, *, engine: str
     settings = {"engine": engine, "block": int(block),
                 "channels": list(channels) if channels is not None else None,
                 "params": dict(params or {})}
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CorpusError(f"cannot create the output folder {out} ({exc.strerror or exc}); "
+                          "give a writable folder with --out") from None
     manifest_path = out / manifest_name(shard_kn)
+    with _ManifestLock(manifest_path):
+        return _run_locked(files, out, manifest_path, settings, jobs=jobs, force=force, shard_kn=shard_kn,
+                           dask=dask, engine=engine, progress=progress, after_file=after_file)
+
+
+class _ManifestLock:
+    """An exclusive lock on a manifest, so two runs never interleave their writes to it.
+
+    ``flock`` on a hidden ``.NAME.lock`` beside it; where the file system has
+    no locks (some network mounts) the run goes ahead unlocked.
+    """
+
+    def __init__(self, manifest_path: Path) -> None:
+        self.path = manifest_path.with_name(f".{manifest_path.name}.lock")
+        self.manifest_path = manifest_path
+        self._fh: Any = None
+
+    def __enter__(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX
+            return
+        self._fh = open(self.path, "a")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            self._fh = None
+            raise CorpusError(f"another rtsep replay is writing {self.manifest_path}; wait for it to finish, "
+                              "or give each machine its own --shard K/N") from None
+        except OSError:
+            pass  # no locking on this file system
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def _run_locked(files: list[CorpusFile], out: Path, manifest_path: Path, settings: dict[str, Any], *,
+                jobs: int, force: bool, shard_kn: tuple[int, int] | None, dask: str | None, engine: str,
+                progress: "Progress | None",
+                after_file: Callable[[dict[str, Any]], None] | None) -> CorpusResult:
     manifest = load_manifest(manifest_path)
     manifest["version"] = MANIFEST_VERSION
     entries: dict[str, Any] = manifest["files"]

@@ -82,7 +82,9 @@ def _assert_same_outputs(out_a: Path, out_b: Path, rels=GOOD) -> None:
 
 
 def _files(out: Path) -> list[str]:
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    """Every file under a folder, but the manifest's lock (an empty file, not an output)."""
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                  if p.is_file() and not p.name.endswith(".json.lock"))
 
 
 # ------------------------------------------------------------------ finding and splitting files
@@ -211,6 +213,22 @@ def test_an_interrupted_run_resumes_and_ends_with_the_outputs_of_an_uninterrupte
     res = run_corpus([str(tree)], cut, engine="td", jobs=1)
     assert (res.skipped, res.done) == (1, 2)
     _assert_same_outputs(whole, cut)
+
+
+def test_two_runs_on_one_manifest_at_once_are_refused(tmp_path):
+    tree, out = _make_corpus(tmp_path / "in", bad=False), tmp_path / "out"
+    out.mkdir()
+    with corpus._ManifestLock(out / "manifest.json"):  # as a run in progress holds it
+        with pytest.raises(ConfigError, match="another rtsep replay is writing"):
+            run_corpus([str(tree)], out, engine="td", jobs=1)
+        assert run_corpus([str(tree)], out, engine="td", jobs=1, shard_kn=(1, 2)).done == 2  # its own manifest
+    assert not (out / "manifest.json").exists()
+
+
+def test_an_output_folder_that_is_a_file_is_one_clear_error(tree, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ConfigError, match="cannot create the output folder"):
+        run_corpus([str(tree)], tmp_path / "taken" / "out", engine="td", jobs=1)
 
 
 # ------------------------------------------------------------------ processes, kills, Dask
