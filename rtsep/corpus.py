@@ -732,18 +732,26 @@ class Progress:
                        f"to separate ({backend})")
         if self.tty:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress as RichProgress, TextColumn
+            from rich.progress import BarColumn, Progress as RichProgress, ProgressColumn, TextColumn
+            from rich.text import Text
 
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
-                                     TextColumn("{task.fields[files]}"), TextColumn("{task.fields[audio]}"),
-                                     TextColumn("{task.fields[speed]}"), transient=True,
-                                     console=Console(stderr=True))
-            self._task = self._bar.add_task("separating", total=max(audio_total_s, 1e-9), **self._fields())
+            owner = self
+
+            class _Live(ProgressColumn):
+                """Files, audio, RTF and ETA recomputed at every refresh (a long file moves the clock)."""
+
+                def render(self, task: Any) -> Text:
+                    f = owner._fields()
+                    return Text(f"{f['files']}  {f['audio']}  {f['speed']}")
+
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=20), _Live(), transient=True,
+                                     console=Console(stderr=True), refresh_per_second=2)
+            self._task = self._bar.add_task("separating", total=max(audio_total_s, 1e-9))
             self._bar.start()
 
     def _fields(self) -> dict[str, str]:
         wall = time.perf_counter() - self.t0
-        rtf = wall / self.audio_done if self.audio_done else float("nan")
+        rtf = wall / self.audio_done if self.audio_done else float("nan")  # wall clock per audio second
         left = self.audio_total - self.audio_done
         eta = left * rtf if self.audio_done else float("nan")
         return {"files": f"{self.n}/{self.total} files",
@@ -764,13 +772,13 @@ class Progress:
                        f"RTF {entry['rtf']:.4f}, voice = output {entry['voice_output']}; "
                        f"{f['audio']}, {f['speed']}")
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.audio_done, **self._fields())
+            self._bar.update(self._task, completed=self.audio_done)
 
     def _line(self, text: str, always: bool = False) -> None:
         if self.quiet and not always:
             return
         if self._bar is not None:
-            self._bar.console.print(f"rtsep: {text}", markup=False, highlight=False)
+            self._bar.console.print(f"rtsep: {text}", markup=False, highlight=False, soft_wrap=True)
         else:
             print(f"rtsep: {text}", file=self.stream, flush=True)
 
