@@ -744,9 +744,9 @@ class Progress:
                     f = owner._fields()
                     return Text(f"{f['files']}  {f['audio']}  {f['speed']}")
 
-            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=20), _Live(), transient=True,
-                                     console=Console(stderr=True), refresh_per_second=2)
-            self._task = self._bar.add_task("separating", total=max(audio_total_s, 1e-9))
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(bar_width=16), _Live(),
+                                     transient=True, console=Console(stderr=True), refresh_per_second=2)
+            self._task = self._bar.add_task("rtsep", total=max(audio_total_s, 1e-9))
             self._bar.start()
 
     def _fields(self) -> dict[str, str]:
@@ -756,7 +756,7 @@ class Progress:
         eta = left * rtf if self.audio_done else float("nan")
         return {"files": f"{self.n}/{self.total} files",
                 "audio": f"{self.audio_done / 60:.1f}/{self.audio_total / 60:.1f} min audio",
-                "speed": f"RTF {rtf:.4f} ETA {_hms(eta)}"}
+                "speed": f"RTF {rtf:.3f} ETA {_hms(eta)}"}
 
     def file_done(self, entry: dict[str, Any]) -> None:
         """One file finished (or failed)."""
