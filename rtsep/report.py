@@ -115,6 +115,12 @@ def render_markdown(s: CorpusSummary, png_name: str | None = "summary.png") -> s
     return "\n".join(lines)
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -139,7 +145,7 @@ def plot_histograms(s: CorpusSummary, path: Path) -> None:
             ax.text(0.5, 0.5, "no separated file", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(label)
         ax.set_ylabel("files")
-    fig.suptitle(f"{s.done} files, {s.audio_s / 3600:.2f} h of audio")
+    fig.suptitle(f"{s.done} files, {_duration(s.audio_s)} of audio")
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.part")
     fig.savefig(tmp, dpi=100, format="png")
