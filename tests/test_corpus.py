@@ -257,7 +257,7 @@ def _wait_for_first_entry(manifest: Path, proc: subprocess.Popen, timeout: float
     raise AssertionError("no file finished in time")
 
 
-def _longer_corpus(root: Path, n: int = 6) -> list[str]:
+def _longer_corpus(root: Path, n: int = 4) -> list[str]:
     rels = [f"f{i}.wav" for i in range(n)]
     root.mkdir(parents=True)
     for i, rel in enumerate(rels):
