@@ -141,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         "(rtsep.speech.talker, it/ru) + pink noise through a 2×2 mixing matrix (condition 3), 16 kHz 16-bit WAV; "
         f"engine `{args.engine}`, block 256. Each row is one fresh `rtsep replay` process (pool / cluster "
         "start-up, reading, separating, writing, manifest and summary included; Numba cache warm).", "",
-        f"Machine: {machine()}, shared with other developers. Date: {date}. Script: `bench/bench_corpus.py --files {args.files} --seconds "
-        f"{args.seconds:g} --engine {args.engine} --jobs {args.jobs}`.", "",
-        f"Load average (1 min) at the start: {load0:.1f}, at the end: {load[0]:.1f} on 2 cores: other "
+        f"Machine: {machine()}, shared with other developers. Date: {date}. Script: "
+        f"`bench/bench_corpus.py --files {args.files} --seconds {args.seconds:g} --engine {args.engine} "
+        f"--jobs {args.jobs}`.", "",
+        f"Load average (1 min) at the start: {load0:.1f}, at the end: {load[0]:.1f} on "
+        f"{len(os.sched_getaffinity(0))} cores: other "
         "developers' jobs were running, so every number here is a lower bound for an idle machine.", "",
-        "| mode | wall (s) | files/s | hours of audio per hour | median per-file RTF (one core) | outputs = serial, bit for bit |",
+        "| mode | wall (s) | files/s | hours of audio per hour | median per-file RTF (one core) "
+        "| outputs = serial, bit for bit |",
         "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['mode']} | {r['wall_s']:.1f} | {r['files_per_s']:.3f} | {r['audio_h_per_h']:.1f} | "

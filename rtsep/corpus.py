@@ -175,7 +175,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         k = n = 0
     if not sep or n < 1 or not 1 <= k <= n:
-        raise CorpusError(f"--shard {text!r} should be K/N with 1 ≤ K ≤ N, e.g. --shard 2/4 on the second of 4 machines")
+        raise CorpusError(f"--shard {text!r} should be K/N with 1 ≤ K ≤ N, "
+                          "e.g. --shard 2/4 on the second of 4 machines")
     return k, n
 
 

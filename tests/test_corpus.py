@@ -342,6 +342,29 @@ def test_report_of_a_folder_without_manifest_says_what_to_give(tmp_path, capsys)
         write_report(tmp_path)
 
 
+def test_without_a_terminal_progress_is_one_line_per_file_with_running_rtf_and_eta():
+    import io
+
+    buf = io.StringIO()
+    prog = corpus.Progress(tty=False, stream=buf)
+    prog.start(total=3, skipped=1, audio_total_s=30.0, backend="2 processes")
+    ok = {"rel": "a.wav", "input": "/c/a.wav", "status": "done", "duration_s": 10.0, "rtf": 0.02,
+          "voice_output": 1}
+    prog.file_done(ok)
+    prog.file_done({"rel": "b.wav", "input": "/c/b.wav", "status": "failed", "error": "/c/b.wav: no such file"})
+    prog.stop()
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "rtsep: 3 file(s), 1 already finished, 0.01 h of audio to separate (2 processes)"
+    assert lines[1].startswith("rtsep: [2/3] a.wav: 10.0 s, RTF 0.0200, voice = output 1; 0.2/0.5 min audio, RTF ")
+    assert "ETA " in lines[1] and "--:--" not in lines[1]
+    assert lines[2] == "rtsep: error: /c/b.wav: no such file" and len(lines) == 3
+    quiet = io.StringIO()
+    prog = corpus.Progress(tty=False, quiet=True, stream=quiet)
+    prog.start(total=1, skipped=0, audio_total_s=1.0, backend="serial")
+    prog.file_done(ok)
+    assert quiet.getvalue() == ""  # -q: failures only
+
+
 def test_single_file_replay_is_unchanged_by_corpus_mode(tree, tmp_path):
     assert not corpus.is_corpus_request([str(tree / "a.wav")])
     assert main(["replay", str(tree / "a.wav"), "--out", str(tmp_path / "one"), "--engine", "td", "-q"]) == 0
