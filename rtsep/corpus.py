@@ -659,7 +659,8 @@ def _terminate_workers(pool: Any) -> None:
 
 def _crashed(task: dict[str, Any], exc: BaseException) -> dict[str, Any]:
     entry = {"input": task["input"], "rel": task["rel"], "status": "failed", "outputs": {},
-             "error": f"the worker processing it died ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
+             "error": f"a worker process died (killed, out of memory?) before this file was done "
+                      f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); run again to retry it",
              "error_kind": type(exc).__name__, "settings": task["settings"], "rtf": None, "duration_s": None,
              "voice_dbfs": None, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     entry.update(input_signature(Path(task["input"])) or {"size": None, "mtime_ns": None})
@@ -682,7 +683,7 @@ def _run_dask(tasks: list[dict[str, Any]], address: str, jobs: int, engine: str,
         else:
             try:
                 client = Client(address, timeout="20s")
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:
                 raise CorpusError(f"--dask {address}: cannot reach the scheduler ({' '.join(str(exc).split())[:120]}); "
                                   "start one with `dask scheduler` and workers with `dask worker ADDRESS`, "
                                   "or use --dask local") from None
