@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import math
 import os
 import shutil
@@ -303,7 +304,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
         ``voice.wav``, dB full scale), ``settings``, ``host``, ``finished_at``.
     """
     global _CURRENT_PART
-    from .replay import replay
+    from .replay import clipping_warning, replay
 
     src = Path(task["input"])
     out_dir = Path(task["out_dir"])
@@ -314,7 +315,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"input": str(src), "rel": rel, "status": "failed", "error": None,
                              "error_kind": None, "outputs": {}, "voice_output": None, "rtf": None,
                              "processing_s": None, "wall_s": None, "duration_s": None, "fs": None,
-                             "channels": None, "voice_dbfs": None, "settings": settings,
+                             "channels": None, "voice_dbfs": None, "warning": None, "settings": settings,
                              "host": os.uname().nodename}
     entry.update(input_signature(src) or {"size": None, "mtime_ns": None})
     _probe(src, entry)
@@ -328,6 +329,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
             res = replay(src, part, engine=settings["engine"], block=settings["block"],
                          channels=settings.get("channels"), params=settings.get("params") or {})
             timing = res.timing
+            entry["warning"] = clipping_warning(res)
         except RtsepError as exc:  # BadAudioError still leaves complete outputs (NaN → 0, silence)
             error = exc
             timing = _read_timing(part)
@@ -773,6 +775,8 @@ class Progress:
             self._line(f"[{self.n}/{self.total}] {entry['rel']}: {entry['duration_s']:.1f} s, "
                        f"RTF {entry['rtf']:.4f}, voice = output {entry['voice_output']}; "
                        f"{f['audio']}, {f['speed']}")
+        if ok and entry.get("warning"):
+            self._line(f"{entry['rel']}: {entry['warning']}", always=True)
         if self._bar is not None:
             self._bar.update(self._task, completed=self.audio_done)
 
@@ -794,7 +798,8 @@ class Progress:
 def failure_line(entry: dict[str, Any]) -> str:
     """A failed file's error, led by its name unless the message already names it."""
     err = entry.get("error") or "unknown error"
-    return err if entry.get("input") and entry["input"] in err else f"{entry['rel']}: {err}"
+    named = (entry.get("input") and entry["input"] in err) or err.startswith(entry["rel"])
+    return err if named else f"{entry['rel']}: {err}"
 
 
 def _hms(seconds: float) -> str:
@@ -838,6 +843,8 @@ def cmd_corpus(args: Any) -> int:
     from .cli import engine_params, parse_channels
     from .report import write_report
 
+    # guard events and input notes go to each file's timing.json; as log lines they would name no file
+    logging.getLogger("rtsep").setLevel(logging.ERROR)  # main() restores the level
     prog = Progress(tty=sys.stderr.isatty(), quiet=args.quiet)
     res = run_corpus(args.input, args.out, engine=args.engine, block=args.block,
                      channels=parse_channels(args.channels), params=engine_params(args),

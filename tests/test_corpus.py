@@ -179,6 +179,31 @@ def test_bad_files_are_reported_one_line_each_recorded_and_do_not_stop_the_good_
     assert m["mono.wav"]["channels"] == 1 and m["gone.wav"]["size"] is None
 
 
+def test_bad_audio_and_clipping_are_one_line_each_naming_the_file_and_guard_events_stay_in_the_files(
+        tmp_path, capsys):
+    tree = tmp_path / "in"
+    tree.mkdir()
+    sf.write(tree / "a.wav", np.clip(_mixture(1.0, 0) * 40, -1, 1), FS, subtype="FLOAT")  # clipped
+    x = _mixture(1.0, 5)
+    x[FS // 2: FS // 2 + 5] = np.nan  # a single-file replay would also log this as it happens
+    sf.write(tree / "nan.wav", x, FS, subtype="FLOAT")
+    assert main(["replay", str(tree), "--out", str(tmp_path / "out"), "--engine", "td", "--jobs", "1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("rtsep: 2 file(s), 0 already finished")
+    assert err[1].startswith("rtsep: [1/2] a.wav: 1.0 s")
+    assert err[2].startswith("rtsep: a.wav: warning: ") and "clipping" in err[2]
+    assert err[3].startswith("rtsep: error: nan.wav contains 10 NaN/Inf")
+    assert err[4].startswith("rtsep: error: 1 of 2 file(s) failed") and len(err) == 5
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())["files"]
+    assert m["a.wav"]["status"] == "done" and "clipping" in m["a.wav"]["warning"]
+    e = m["nan.wav"]
+    assert e["status"] == "failed" and e["error_kind"] == "BadAudioError"
+    assert e["outputs"]["voice"] == "nan.wav/voice.wav"  # NaN replaced by silence: outputs kept
+    assert str(tmp_path / "out" / "nan.wav" / "voice.wav") in e["error"]  # where they are, not the staging folder
+    v, _ = sf.read(tmp_path / "out" / "nan.wav" / "voice.wav")
+    assert v.shape == (FS,) and np.isfinite(v).all()
+
+
 @pytest.mark.heavy  # ~10 files through the td kernels: compiled pass only
 def test_a_second_run_skips_finished_files_and_redoes_changed_forced_or_differently_set_ones(tmp_path):
     tree, out = _make_corpus(tmp_path / "in", bad=False), tmp_path / "out"
