@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,7 +312,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     rel = task["rel"]
     settings = task["settings"]
     final = out_dir / rel
-    part = final.with_name(f".{final.name}.part")
+    part = staging_folder(out_dir, rel)
     entry: dict[str, Any] = {"input": str(src), "rel": rel, "status": "failed", "error": None,
                              "error_kind": None, "outputs": {}, "voice_output": None, "rtf": None,
                              "processing_s": None, "wall_s": None, "duration_s": None, "fs": None,
@@ -355,6 +356,12 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     entry["wall_s"] = time.perf_counter() - t0
     entry["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return entry
+
+
+def staging_folder(out_dir: Path, rel: str) -> Path:
+    """Where a file is replayed before its outputs move to ``out_dir / rel``: hidden, beside it."""
+    final = Path(out_dir) / rel
+    return final.with_name(f".{final.name}.part")
 
 
 def _probe(src: Path, entry: dict[str, Any]) -> None:
@@ -548,9 +555,12 @@ def _run_locked(files: list[CorpusFile], out: Path, manifest_path: Path, setting
     audio = 0.0
     failures: list[dict[str, Any]] = []
 
+    recorded: set[str] = set()
+
     def record(entry: dict[str, Any]) -> None:
         nonlocal done, failed, audio
         entries[entry["rel"]] = entry
+        recorded.add(entry["rel"])
         write_json_atomic(manifest_path, manifest)
         if entry["status"] == "done":
             done += 1
@@ -573,6 +583,12 @@ def _run_locked(files: list[CorpusFile], out: Path, manifest_path: Path, setting
                 record(run_one(task))
         else:
             _run_pool(tasks, min(jobs, len(tasks)), engine, record)
+    except BaseException:
+        if dask is None or dask == "local":  # every worker is stopped: nothing of theirs is unfinished but this
+            for t in tasks:
+                if t["rel"] not in recorded:
+                    shutil.rmtree(staging_folder(out, t["rel"]), ignore_errors=True)
+        raise
     finally:
         wall = time.perf_counter() - t0
         manifest["runs"].append({"started": started, "wall_s": wall, "backend": _backend_name(jobs, dask),
@@ -679,8 +695,15 @@ def _run_dask(tasks: list[dict[str, Any]], address: str, jobs: int, engine: str,
     cluster = None
     with _WorkerEnv():
         if address == "local":
-            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+            # workers started with Ctrl-C ignored (inherited): this process stops them and tidies up
+            main = threading.current_thread() is threading.main_thread()
+            saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.CRITICAL)
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, saved)
             client = Client(cluster)
         else:
             try:

@@ -291,19 +291,22 @@ def _longer_corpus(root: Path, n: int = 4) -> list[str]:
 
 
 @pytest.mark.heavy
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
-def test_a_killed_run_leaves_only_complete_outputs_and_resumes_to_the_same_result(tmp_path, sig):
+@pytest.mark.parametrize("sig,backend", [(signal.SIGINT, []), (signal.SIGKILL, []),
+                                         (signal.SIGINT, ["--dask", "local"])], ids=["ctrl-c", "kill-9", "dask-ctrl-c"])
+def test_a_killed_run_leaves_only_complete_outputs_and_resumes_to_the_same_result(tmp_path, sig, backend):
+    if backend:
+        pytest.importorskip("distributed", reason="the --dask path needs `pip install distributed` (rtsep[dask])")
     tree = tmp_path / "in"
     rels = _longer_corpus(tree)
     out = tmp_path / "out"
     # blocks of 2 samples: ~1 s per file, so the kill lands mid-corpus (outputs do not depend on the block)
-    args = [str(tree), "--out", str(out), "--engine", "td", "--jobs", "2", "--block", "2", "-q"]
+    args = [str(tree), "--out", str(out), "--engine", "td", "--jobs", "2", "--block", "2", "-q", *backend]
     proc = _start(args)
     _wait_for_first_entry(out / "manifest.json", proc)
     os.killpg(proc.pid, sig)  # the whole process group, as a terminal's Ctrl-C (or a crash) would
-    proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     if sig == signal.SIGINT:
-        assert proc.returncode == 130
+        assert proc.returncode == 130 and err.splitlines() == ["rtsep: interrupted"]
         assert not [f for f in _files(out) if ".part" in f]  # workers removed their unfinished files
     for folder in {Path(f).parent for f in _files(out) if "/" in f and ".part" not in f}:
         # a published folder is complete (timing.json moves last) and is in the manifest
