@@ -1,4 +1,4 @@
-"""Command line: ``rtsep devices | live | replay | demo | bench | serve | client``.
+"""Command line: ``rtsep devices | live | replay | report | demo | bench | serve | client``.
 
 Every failure a user can fix is an :class:`RtsepError`, printed as one line
 ``rtsep: error: …`` with a non-zero exit status; no traceback is shown unless
@@ -98,7 +98,12 @@ def _add_verbose(p: argparse.ArgumentParser) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Stream a file through the separator and write voice/background WAVs."""
+    from .corpus import cmd_corpus, wants_corpus
     from .replay import clipping_warning, output_clipping_warning, replay
+
+    if wants_corpus(args):
+        return cmd_corpus(args)
+    args.input = args.input[0]
 
     progress = None
     bar = None
@@ -167,12 +172,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``rtsep`` argument parser."""
+    from . import corpus, report
     p = argparse.ArgumentParser(prog="rtsep", description="Real-time two-microphone voice/background separation.")
     p.add_argument("--version", action="version", version=f"rtsep {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("replay", help="separate a recording, streamed block by block as if live")
-    r.add_argument("input", help="two-channel recording (WAV, FLAC, OGG…); - reads WAV or FLAC from stdin")
+    r.add_argument("input", nargs="+", help="two-channel recording (WAV, FLAC, OGG…); - reads WAV or FLAC from "
+                   "stdin; several, folders or globs: a corpus, mirrored under --out with a manifest.json")
     r.add_argument("-o", "--out", required=True, help="output folder for voice.wav, background.wav, timing.json")
     r.add_argument("--subtype", type=str.upper, choices=OUTPUT_SUBTYPES, default=None,
                    help="sample format of the outputs (default: the input's own; FLOAT never clips)")
@@ -186,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     _add_verbose(r)
     _add_engine_options(r)
+    corpus.add_corpus_arguments(r)
     r.set_defaults(func=cmd_replay)
 
     d = sub.add_parser("demo", help="separate a built-in example (no microphone needed)")
@@ -215,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
             ("serve", "separate streams sent over WebSocket (ws://host:port)",
              service.add_serve_arguments, service.cmd_serve),
             ("client", "stream a recording through `rtsep serve` and write voice/background WAVs",
-             client.add_client_arguments, client.cmd_client)):
+             client.add_client_arguments, client.cmd_client),
+            ("report", "summarize a corpus run: counts, hours, throughput, failures, level/RTF histograms",
+             report.add_report_arguments, report.cmd_report)):
         sp = sub.add_parser(name, help=help_text)
         add_arguments(sp)
         _add_verbose(sp)
