@@ -54,6 +54,9 @@ def engine_params(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--param {item!r} should look like name=value, e.g. --param memory_s=3")
         params[key.strip()] = _parse_value(val.strip())
+    voice = getattr(args, "voice", "auto")
+    if voice not in (None, "auto"):
+        params["voice"] = int(voice) - 1  # people count outputs from 1, the API from 0
     return params
 
 
@@ -89,6 +92,9 @@ def _add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGIN
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="engine parameter, repeatable (e.g. --param memory_s=3)")
     p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")
+    p.add_argument("--voice", choices=("auto", "1", "2"), default="auto",
+                   help="which separated output is the voice: auto (the talker; between two talkers the near "
+                        "one) or pinned to output 1 or 2")
 
 
 def _add_verbose(p: argparse.ArgumentParser) -> None:

@@ -270,6 +270,9 @@ def add_client_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=("td", "fd"), default=DEFAULT_ENGINE,
                    help=f"engine the server runs for this stream: {ENGINE_HELP} ({DEFAULT_ENGINE_WHY})")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="engine parameter, repeatable")
+    p.add_argument("--voice", choices=("auto", "1", "2"), default="auto",
+                   help="which separated output is the voice: auto (the talker; between two talkers the near "
+                        "one) or pinned to output 1 or 2")
 
 
 def cmd_client(args: argparse.Namespace) -> int:

@@ -96,6 +96,9 @@ class LabelFields:
     label_speech_db : float
         Modulation (dB) from which an output counts as a talker; two talkers
         are told apart by their level at the reference mic.
+    label_tie_db : float
+        Two outputs count as two talkers only while their modulations are
+        within this (dB) of each other.
     label_level_db : float
         Level lead (dB) the other talker needs before the label moves to it
         (td; fd tells the near talker by its direct path).
@@ -126,6 +129,7 @@ class LabelFields:
     label_margin: float = 0.5
     label_hold_s: float = 1.5
     label_speech_db: float = 3.0
+    label_tie_db: float = 1.5
     label_level_db: float = 3.0
     label_near_margin: float = 0.02
     label_vad: bool = True
@@ -143,6 +147,7 @@ class LabelFields:
         check_range("label_margin", self.label_margin, 0.0, 100.0)
         check_range("label_hold_s", self.label_hold_s, 0.0, 60.0)
         check_range("label_speech_db", self.label_speech_db, 0.0, 100.0)
+        check_range("label_tie_db", self.label_tie_db, 0.0, 100.0)
         check_range("label_level_db", self.label_level_db, 0.0, 100.0)
         check_range("label_near_margin", self.label_near_margin, 0.0, 1.0)
         _as_bool("label_vad", self.label_vad)

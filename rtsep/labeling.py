@@ -46,7 +46,7 @@ def label_params(p: LabelFields, fs: float, pinned: int | None = None,
                      settle_frames=max(first, int(round(p.label_settle_s * rate))),
                      hold_frames=max(1, int(round(p.label_hold_s * rate))),
                      mod_margin=float(p.label_margin), speech_db=float(p.label_speech_db),
-                     level_margin=float(p.label_level_db),
+                     tie_db=float(p.label_tie_db), level_margin=float(p.label_level_db),
                      pinned=int(pinned), use_vad=bool(use_vad), vad_speech=float(p.label_vad_speech),
                      vad_ratio=float(p.label_vad_ratio), use_near=bool(use_near),
                      near_margin=float(p.label_near_margin))

@@ -1134,6 +1134,9 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"{ENGINE_HELP} ({DEFAULT_ENGINE_WHY})")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="engine parameter, repeatable (e.g. --param memory_s=3)")
+    p.add_argument("--voice", choices=("auto", "1", "2"), default="auto",
+                   help="which separated output is the voice: auto (the talker; between two talkers the near "
+                        "one) or pinned to output 1 or 2; the s key swaps them live")
     p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")
     p.add_argument("--play", choices=PLAY_MODES, default="voice",
                    help="what the output plays: voice, background, both (voice left, background right) or none")

@@ -410,7 +410,8 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int) -> None:
     prm = np.array([alpha, eps_load, r_floor, shape, 1e10, 0.1, 0.0, 0.0, 0.0, 1.0, 0.0, 0.01, 100.0])
     clip = np.zeros(n_frames, dtype=np.int64)
     iva_frames(xf, clip, w, v, cov, buf, cs, np.zeros(16), np.zeros((1, 2, n_bins), complex), st, prm,
-               np.array([n_iter, k_lo, whiten, n_start, start_passes, every, passes, 0, 4, 0]), img, learned)
+               np.array([n_iter, k_lo, whiten, n_start, start_passes, every, passes, 0, 4, 0]), img, learned,
+               np.empty((n_frames, 2)), n_bins)
     np.testing.assert_array_equal(learned, np.arange(1, n_frames + 1) >= n_start)
     # the demixers agree up to each row's phase; the images are phase-free
     np.testing.assert_allclose(img, want, rtol=1e-7, atol=1e-9)

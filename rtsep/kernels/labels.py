@@ -59,6 +59,8 @@ class LabelParams(NamedTuple):
         Modulation lead (dB) a challenger needs (speech against non-speech).
     speech_db : float
         Modulation (dB) from which an output counts as a talker.
+    tie_db : float
+        Two talkers modulate within this (dB) of each other.
     level_margin : float
         Level lead (dB) a challenger talker needs over the current one.
     pinned : int
@@ -82,6 +84,7 @@ class LabelParams(NamedTuple):
     hold_frames: int
     mod_margin: float
     speech_db: float
+    tie_db: float
     level_margin: float
     pinned: int
     use_vad: bool
@@ -108,7 +111,14 @@ def _by_vad(st, p: LabelParams, c: int, cur: int) -> bool:
 
 @njit(cache=True)
 def _talkers(st, p: LabelParams, c: int, cur: int) -> bool:
-    """Whether outputs ``c`` and ``cur`` are both talkers (babble, music and noise are not)."""
+    """Whether outputs ``c`` and ``cur`` are both talkers (babble, music and noise are not).
+
+    Both must modulate alike (within ``p.tie_db``): an output whose syllabic
+    modulation has collapsed while its (slower) speech probability still
+    remembers a talker has lost that talker to the other output.
+    """
+    if abs(modulation_db(st, c) - modulation_db(st, cur)) >= p.tie_db:
+        return False
     if p.use_vad:
         return min(st.speech[c], st.speech[cur]) >= p.vad_speech and not _by_vad(st, p, c, cur)
     return modulation_db(st, c) >= p.speech_db and modulation_db(st, cur) >= p.speech_db
@@ -199,6 +209,21 @@ def decide_label(st, p: LabelParams, lab: np.ndarray) -> None:
         st.lead = 0
         lab[2] += 1
         _move(lab, best)
+
+
+@njit(cache=True)
+def restart_evidence(st) -> None:
+    """Weigh the evidence so far as little after the demixer restarted on a changed scene.
+
+    Its outputs may now hold the sources in the other order, so the new
+    outputs must soon outweigh the old evidence; but right after a restart
+    (often a false alarm, the outputs in their old order) the demixer is
+    still rough, so the old evidence keeps the weight of about half a second
+    of frames and two detector readings instead of being forgotten.
+    """
+    st.frames = min(st.frames, 31.0)
+    st.speech_n = min(st.speech_n, 2.0)
+    st.lead = 0
 
 
 @njit(cache=True)

@@ -47,7 +47,7 @@ from numba import njit
 from .ica import (best_pair_angle, jacobi_sweep, mode_product4, orthonormalise_rows, pair_kurtoses,
                   subtract_gaussian_part)
 from .evidence import EvidenceParams
-from .labels import LabelParams, observe
+from .labels import LabelParams, observe, restart_evidence
 from .moments import accumulate_moments, expand_quartic, forgetting_weight, symmetric_from_upper
 from .whitening import small_inverse, whitening_matrix
 
@@ -421,5 +421,8 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
         # separated and only from sound input
         observe(st, ep, lp, lab, img[t], learn and cnt[5] >= iprm[6])
         if cnt[0] % k_upd == 0:
+            changes = cnt[7]
             td_update(cov, m4, cov_f, m4_f, full_map, v, rot, w, wv, dv, kurt, lab, cnt, prm,
                       iprm, ws, lp.pinned, st.decided)
+            if cnt[7] != changes:
+                restart_evidence(st)
