@@ -24,7 +24,11 @@ from .kernels.postfilter import RULE_LSA, RULE_WIENER, postfilter_frame
 from .kernels.stft import pr_windows
 
 #: Default maximum attenuation (dB); chosen from bench/VOICECALL.md.
-DEFAULT_SUPPRESS_DB = 12.0
+DEFAULT_SUPPRESS_DB = 18.0
+#: Minimum statistics of the voice's power: the floor is the least smoothed power
+#: over this many seconds, kept as _N_SUB sub-window minima.
+_FLOOR_WINDOW_S = 1.5
+_N_SUB = 8
 
 
 class PostFilter:
@@ -47,18 +51,27 @@ class PostFilter:
         Calibrated leakage floor: the fraction of the background output's
         power assumed to remain in the voice (0 to 4).
     leak_weight : float
-        Weight of the measured coherent leakage ``|Φ_VB|²/Φ_BB²`` (0 to 4).
+        Weight of the measured coherent leakage ``|Φ_VB|²/Φ_BB²`` (0 to 4). Off by
+        default: fd's outputs are decorrelated per bin by construction (IVA), so
+        this term is near zero there and measured to add nothing (bench/VOICECALL.md).
     noise_tau_s : float
         Time constant of the background power tracked as the noise (s).
     leak_tau_s : float
         Time constant of the leakage estimate (s).
     alpha_dd : float
         Decision-directed smoothing of the a-priori SNR (0 to 0.999).
+    floor_weight : float
+        Weight of the voice's own tracked noise floor in the noise estimate
+        (0 to 10; 0: the background output alone is the noise reference). It
+        was what made the filter pay off on fd's outputs (bench/VOICECALL.md).
+    voice_tau_s : float
+        Time constant of the voice power whose minimum is tracked (s).
     """
 
     def __init__(self, fs: float, frame: int = 1024, hop: int = 256, suppress_db: float = DEFAULT_SUPPRESS_DB,
-                 rule: str = "lsa", beta0: float = 0.5, leak_weight: float = 1.0, noise_tau_s: float = 0.05,
-                 leak_tau_s: float = 2.0, alpha_dd: float = 0.98) -> None:
+                 rule: str = "lsa", beta0: float = 0.25, leak_weight: float = 0.0, noise_tau_s: float = 0.05,
+                 leak_tau_s: float = 2.0, alpha_dd: float = 0.98, floor_weight: float = 2.0,
+                 voice_tau_s: float = 0.05) -> None:
         self.fs = check_range("fs (sample rate, Hz)", fs, 1000, 192000)
         self.frame = check_range("frame", frame, 8, 1 << 16, kind=int)
         self.hop = check_range("hop", hop, 1, self.frame, kind=int)
@@ -71,6 +84,8 @@ class PostFilter:
         noise_tau_s = check_range("noise_tau_s", noise_tau_s, 0.0, 10.0)
         leak_tau_s = check_range("leak_tau_s", leak_tau_s, 0.0, 60.0)
         alpha_dd = check_range("alpha_dd", alpha_dd, 0.0, 0.999)
+        floor_weight = check_range("floor_weight", floor_weight, 0.0, 10.0)
+        voice_tau_s = check_range("voice_tau_s", voice_tau_s, 0.0, 10.0)
         frames_per_s = self.fs / self.hop
         self.n_bins = self.frame // 2 + 1
 
@@ -79,7 +94,9 @@ class PostFilter:
 
         self._prm = np.array([forget(noise_tau_s), forget(leak_tau_s), beta0, leak_weight, alpha_dd,
                               10.0 ** (-self.suppress_db / 20.0), RULE_LSA if rule == "lsa" else RULE_WIENER,
-                              1e-20], dtype=np.float64)
+                              1e-20, forget(voice_tau_s),
+                              max(1, round(_FLOOR_WINDOW_S * frames_per_s / _N_SUB)), floor_weight],
+                             dtype=np.float64)
         self.gain = np.ones(self.n_bins)
         self.reset()
 
@@ -95,6 +112,8 @@ class PostFilter:
         self.phi_bb = np.zeros(k)
         self.phi_vb = np.zeros(k, dtype=np.complex128)
         self.s2_prev = np.zeros(k)
+        self.p_v = np.zeros(k)
+        self.p_min = np.full((_N_SUB + 1, k), np.inf)
         self.count = np.zeros(1, dtype=np.int64)
 
     def process_frame(self, v: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -116,7 +135,8 @@ class PostFilter:
         if v.shape != (self.n_bins,) or b.shape != (self.n_bins,):
             raise InputFormatError(f"process_frame needs two spectra of shape ({self.n_bins},), "
                                    f"got {v.shape} and {b.shape}")
-        postfilter_frame(v, b, self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.count, self._prm, self.gain)
+        postfilter_frame(v, b, self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min,
+                         self.count, self._prm, self.gain)
         return self.gain
 
 
