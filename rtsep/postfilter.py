@@ -24,7 +24,7 @@ from .kernels.postfilter import RULE_LSA, RULE_WIENER, postfilter_frame
 from .kernels.stft import pr_windows
 
 #: Default maximum attenuation (dB); chosen from bench/VOICECALL.md.
-DEFAULT_SUPPRESS_DB = 18.0
+DEFAULT_SUPPRESS_DB = 12.0
 #: Minimum statistics of the voice's power: the floor is the least smoothed power
 #: over this many seconds, kept as _N_SUB sub-window minima.
 _FLOOR_WINDOW_S = 1.5
