@@ -61,9 +61,13 @@ def test_merge_tuning_replaces_the_post_filter_rows() -> None:
             {"room": 0, "option": "rtsep fd + post-filter", "latency_ms": 64.0, "siri": 1.0},
             {"room": 0, "option": "DFN3", "latency_ms": 40.0}]
     tune = [{"room": 0, "class": "pink", "option": f"suppress_db={vc.DEFAULT_SUPPRESS_DB:g}", "siri": 5.0},
-            {"room": 0, "class": "pink", "option": "suppress_db=12", "siri": 3.0},
-            {"room": 0, "class": "pink", "option": "suppress_db=12,rule=wiener", "siri": 9.0}]
+            {"room": 0, "class": "pink", "option": "suppress_db=31", "siri": 3.0},
+            {"room": 0, "class": "pink", "option": f"best:suppress_db={vc.DEFAULT_SUPPRESS_DB:g}", "siri": 7.0},
+            {"room": 0, "class": "pink", "option": "best:suppress_db=31", "siri": 8.0},
+            {"room": 0, "class": "pink", "option": "suppress_db=31,rule=wiener", "siri": 9.0}]
     merged = vc.merge_tuning(rows, tune)
     pf = {r["option"]: r for r in merged if "post-filter" in r["option"]}
-    assert set(pf) == {"rtsep fd + post-filter", "rtsep fd + post-filter 12 dB"}
+    assert set(pf) == {"rtsep fd + post-filter", "rtsep fd + post-filter 31 dB",
+                       "rtsep fd (better output) + post-filter"}
+    assert pf["rtsep fd (better output) + post-filter"]["siri"] == 7.0
     assert pf["rtsep fd + post-filter"]["siri"] == 5.0 and pf["rtsep fd + post-filter"]["latency_ms"] == 64.0

@@ -36,8 +36,12 @@ def parse(variant: str) -> dict[str, Any]:
     return out
 
 
-def load(cache: pathlib.Path, which: list[int] | None = None) -> list[tuple[str, RoomMix, np.ndarray]]:
-    """(class, room, fd labelled outputs (2, n)) of the cached rooms (all, or those numbered in ``which``)."""
+def load(cache: pathlib.Path, which: list[int] | None = None,
+         output: str = "labelled") -> list[tuple[str, RoomMix, np.ndarray]]:
+    """(class, room, fd outputs (2, n)) of the cached rooms (all, or those numbered in ``which``).
+
+    ``output``: ``"labelled"`` (fd's own label) or ``"best"`` (the better pinned output).
+    """
     out = []
     for f in sorted(cache.glob("room*.npz"), key=lambda p: int(p.stem[4:])):
         if which is not None and int(f.stem[4:]) not in which:
@@ -45,7 +49,7 @@ def load(cache: pathlib.Path, which: list[int] | None = None) -> list[tuple[str,
         d = np.load(f)
         room = RoomMix(mix=d["mix"], images=d["images"], fs=vc.FS, rt60_target=0.0, rt60_measured=0.0,
                        spacing=0.0, talker_dist=0.0, background_dist=0.0, name=f.stem)
-        out.append((str(d["kind"]), room, d["labelled"]))
+        out.append((str(d["kind"]), room, d[output]))
     return out
 
 
@@ -55,20 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="*", default=list(DEFAULT_VARIANTS))
     p.add_argument("--rooms", type=int, nargs="*", default=None, help="room numbers (default: all cached)")
     p.add_argument("--json", type=pathlib.Path, default=None, help="write the rows here")
+    p.add_argument("--output", choices=("labelled", "best"), default="labelled",
+                   help="fd's labelled voice or the better pinned output")
     args = p.parse_args(argv)
-    rooms = load(args.cache, args.rooms)
+    rooms = load(args.cache, args.rooms, args.output)
     bases = [vc.scores(r.mix[:, 0], r, bss=False) for _, r, _ in rooms]
     rows = []
     for var in args.variants:
         kw = parse(var)
         for (kind, room, lab), base in zip(rooms, bases):
             y = vc.post_filter(lab[0], lab[1], **kw)
-            row = {"room": int(room.name[4:]), "class": kind, "option": var}
+            row = {"room": int(room.name[4:]), "class": kind,
+                   "option": var if args.output == "labelled" else f"best:{var}"}
             row.update(vc.deltas(vc.scores(y, room), base))
             rows.append(row)
-        rs = [r for r in rows if r["option"] == var]
+        rs = [r for r in rows if r["option"].endswith(var)]
         print(f"{var:40s} " + " ".join(f"{c} {np.mean([r[c] for r in rs]):+.2f}" for c, _ in vc.COLS), flush=True)
-    print(vc.table(rows, list(args.variants), sorted({r["class"] for r in rows})))
+    print(vc.table(rows, list(dict.fromkeys(r["option"] for r in rows)), sorted({r["class"] for r in rows})))
     if args.json is not None:
         import json
 

@@ -69,7 +69,7 @@ MUSIC_GLOB = "/usr/share/scummvm/drascula/audio/track*.ogg"
 MAX_LAG = 4096
 #: Row order of the tables.
 OPTIONS = ("DFN3", "RNNoise", "WebRTC NS", "noisereduce", "rtsep fd (labelled)", "rtsep fd (better output)",
-           "rtsep fd + post-filter", "rtsep fd + DFN3")
+           "rtsep fd + post-filter", "rtsep fd (better output) + post-filter", "rtsep fd + DFN3")
 
 
 class NotAvailable(Exception):
@@ -457,7 +457,7 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
     return rows
 
 
-def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (12.0, 24.0),
+def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (18.0, 24.0),
         log: Callable[[str], None] = print, cache: pathlib.Path | None = None) -> list[dict[str, Any]]:
     log(f"simulating rooms ({seconds:g} s each)")
     rooms = room_set(seconds, log)
@@ -465,8 +465,7 @@ def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (
     for i, (kind, room) in enumerate(rooms):
         log(f"  room {i} ({kind})")
         rows += evaluate(kind, i, room, suppress_sweep, log, cache)
-    options = list(OPTIONS) + [f"rtsep fd + post-filter {sd:g} dB" for sd in suppress_sweep] + \
-        ["rtsep fd (better output) + post-filter"]
+    options = list(OPTIONS) + [f"rtsep fd + post-filter {sd:g} dB" for sd in suppress_sweep]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out.mkdir(parents=True, exist_ok=True)
     (out / "voicecall_results.json").write_text(json.dumps(
@@ -485,16 +484,24 @@ def merge_tuning(rows: list[dict[str, Any]], tune_rows: list[dict[str, Any]],
     For a run made before the post-filter's defaults changed: the tuning rows
     come from the same rooms and the same fd outputs (``--cache``), so they are
     what this bench computes now. ``suppress_db=D`` rows become
-    ``rtsep fd + post-filter`` (D = the default) or ``rtsep fd + post-filter D dB``.
+    ``rtsep fd + post-filter`` (D = the default) or ``rtsep fd + post-filter D dB``;
+    ``best:suppress_db=D`` rows (``--output best``, D = the default) become
+    ``rtsep fd (better output) + post-filter``.
     """
     lat = {r["room"]: r["latency_ms"] for r in rows if r["option"] == "rtsep fd (labelled)"}
     kept = [r for r in rows if "post-filter" not in r["option"]]
     for r in tune_rows:
-        kw = dict(part.split("=") for part in r["option"].split(","))
+        best = r["option"].startswith("best:")
+        kw = dict(part.split("=") for part in r["option"].removeprefix("best:").split(","))
         if set(kw) != {"suppress_db"}:
             continue
         db = float(kw["suppress_db"])
-        name = "rtsep fd + post-filter" if db == default_db else f"rtsep fd + post-filter {db:g} dB"
+        if best:
+            if db != default_db:
+                continue
+            name = "rtsep fd (better output) + post-filter"
+        else:
+            name = "rtsep fd + post-filter" if db == default_db else f"rtsep fd + post-filter {db:g} dB"
         kept.append(dict(r, option=name, latency_ms=lat.get(r["room"]), suppress_db=db))
     return kept
 
