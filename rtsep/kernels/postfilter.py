@@ -1,0 +1,171 @@
+"""Blind post-filter: a per-bin gain that removes what is left of the background in the voice.
+
+After separation the voice output ``V`` still holds some of the background
+(reverberant tails a per-bin 2×2 demixer cannot cancel, bins where the
+demixer has not converged); the background output ``B`` is a running
+reference of that background. Per STFT bin ``k`` and frame:
+
+1. Short-memory background power ``P_B[k]`` (recursive average of ``|B[k]|²``,
+   time constant ``noise_tau_s``, a few frames: music and babble change fast).
+2. Leakage of the background into the voice, ``L[k] = β₀ + w·min(|Φ_VB|²/Φ_BB², 1)``:
+   a calibrated fraction ``β₀`` plus the coherent part, the squared
+   magnitude of the least-squares coefficient predicting ``V`` from ``B``
+   (long-memory cross- and auto-power, ``leak_tau_s``).
+3. The voice's own noise floor ``P_min[k]``: the minimum of its smoothed
+   power ``P_V[k]`` over the last ``U × sub_len`` frames (minimum statistics,
+   kept as U sub-window minima; about 1.5 s, longer than a talker holds a
+   sound in one bin), for what stays in the voice whatever the background
+   output does (stationary noise the demixer leaves).
+4. Residual-noise PSD in the voice ``λ[k] = L[k]·P_B[k] + w_f·P_min[k]``, a-posteriori SNR
+   ``γ = |V|²/λ``, decision-directed a-priori SNR
+   ``ξ = α·Ŝ²_prev/λ + (1−α)·max(γ−1, 0)`` (``Ŝ²_prev = (G|V|)²`` of the previous frame).
+5. Gain: Wiener ``ξ/(1+ξ)`` or MMSE log-spectral amplitude
+   ``ξ/(1+ξ)·exp(½E₁(ξγ/(1+ξ)))``, clipped to ``[g_min, 1]`` with
+   ``g_min = 10^(−suppress_db/20)``. ``suppress_db = 0`` gives ``g_min = 1``:
+   every gain is exactly 1.
+
+Parameters travel in one float array ``prm`` (see :data:`PRM_FIELDS`); the
+owner object is :class:`rtsep.postfilter.PostFilter`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+#: Order of the entries of the ``prm`` array of :func:`postfilter_frame`.
+PRM_FIELDS = ("a_noise", "a_leak", "beta0", "leak_weight", "alpha_dd", "g_min", "rule", "lam_floor",
+              "a_voice", "sub_len", "floor_weight")
+#: ``rule`` values.
+RULE_WIENER = 0.0
+RULE_LSA = 1.0
+
+
+@njit(cache=True)
+def expint_e1(x: float) -> float:
+    """Exponential integral E₁(x) for x > 0 (Abramowitz & Stegun 5.1.53 / 5.1.56, relative error < 1e-4).
+
+    Parameters
+    ----------
+    x : float
+        Argument, > 0 (smaller values are taken as 1e-12).
+
+    Returns
+    -------
+    float
+    """
+    if x < 1e-12:
+        x = 1e-12
+    if x <= 1.0:
+        return (-math.log(x) - 0.57721566 + x * (0.99999193 + x * (-0.24991055 + x * (0.05519968
+                + x * (-0.00976004 + x * 0.00107857)))))
+    if x > 700.0:
+        return 0.0
+    num = x * x + 2.334733 * x + 0.250621
+    den = x * x + 3.330657 * x + 1.681534
+    return math.exp(-x) / x * num / den
+
+
+@njit(cache=True)
+def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.ndarray,
+                     phi_vb: np.ndarray, s2_prev: np.ndarray, p_v: np.ndarray, p_min: np.ndarray,
+                     count: np.ndarray, prm: np.ndarray, gain: np.ndarray) -> None:
+    """Gains of one frame; updates the state arrays in place.
+
+    Parameters
+    ----------
+    v, b : ndarray, shape (K,), complex128
+        This frame's spectra of the separated voice and background (K bins).
+    p_b : ndarray, shape (K,), float64
+        Short-memory background power ``|B|²`` (state, updated).
+    phi_bb : ndarray, shape (K,), float64
+        Long-memory background power (state, updated).
+    phi_vb : ndarray, shape (K,), complex128
+        Long-memory cross-power ``V·B*`` (state, updated).
+    s2_prev : ndarray, shape (K,), float64
+        ``(G·|V|)²`` of the previous frame: the decision-directed memory (state, updated).
+    p_v : ndarray, shape (K,), float64
+        Smoothed voice power ``|V|²`` (state, updated).
+    p_min : ndarray, shape (U + 1, K), float64
+        Minima of ``p_v`` over the last U complete sub-windows (rows 0..U-1,
+        +inf before they exist) and over the current one (row U) (state, updated).
+    count : ndarray, shape (1,), int64
+        Frames seen (state, updated); the long averages grow their window until
+        it reaches their time constant, so the first frames are not biased to zero.
+    prm : ndarray, shape (11,), float64
+        ``a_noise, a_leak`` (forgetting factors per frame), ``beta0`` (leakage
+        floor, power fraction), ``leak_weight``, ``alpha_dd``, ``g_min`` (gain
+        floor, linear), ``rule`` (0 Wiener, 1 LSA), ``lam_floor`` (noise PSD
+        floor, absolute power: keeps silence finite), ``a_voice`` (forgetting
+        factor of ``p_v``), ``sub_len`` (frames per sub-window of the minimum),
+        ``floor_weight`` (``w_f``, 0: no floor tracking).
+    gain : ndarray, shape (K,), float64
+        Output: real gain per bin in ``[g_min, 1]``.
+    """
+    a_n = prm[0]
+    a_l = prm[1]
+    beta0 = prm[2]
+    w_leak = prm[3]
+    a_dd = prm[4]
+    g_min = prm[5]
+    lsa = prm[6] > 0.5
+    lam_floor = prm[7]
+    a_v = prm[8]
+    sub_len = max(1, int(prm[9]))
+    w_f = prm[10]
+    n_sub = p_min.shape[0] - 1
+    n = count[0] + 1
+    count[0] = n
+    # a sub-window ends with this frame: its minimum replaces the oldest one
+    close = n % sub_len == 0
+    slot = (n // sub_len - 1) % n_sub if close else 0
+    # growing window first, then exponential forgetting
+    a_long = min(a_l, 1.0 - 1.0 / n)
+    a_short = min(a_n, 1.0 - 1.0 / n)
+    a_short_v = min(a_v, 1.0 - 1.0 / n)
+    for k in range(v.shape[0]):
+        if g_min >= 1.0:  # suppress_db = 0: identity, bit for bit
+            gain[k] = 1.0
+            continue
+        vr, vi = v[k].real, v[k].imag
+        br, bi = b[k].real, b[k].imag
+        pv = vr * vr + vi * vi
+        pb = br * br + bi * bi
+        p_b[k] = a_short * p_b[k] + (1.0 - a_short) * pb
+        phi_bb[k] = a_long * phi_bb[k] + (1.0 - a_long) * pb
+        phi_vb[k] = a_long * phi_vb[k] + (1.0 - a_long) * (v[k] * np.conj(b[k]))
+        leak = 0.0
+        if phi_bb[k] > 0.0:
+            c = phi_vb[k]
+            leak = (c.real * c.real + c.imag * c.imag) / (phi_bb[k] * phi_bb[k])
+            if leak > 1.0:
+                leak = 1.0
+        lam = (beta0 + w_leak * leak) * p_b[k]
+        if w_f > 0.0:
+            p_v[k] = a_short_v * p_v[k] + (1.0 - a_short_v) * pv
+            if n == 1 or (n - 1) % sub_len == 0 or p_v[k] < p_min[n_sub, k]:
+                p_min[n_sub, k] = p_v[k]
+            floor = p_min[n_sub, k]
+            for u in range(n_sub):
+                if p_min[u, k] < floor:
+                    floor = p_min[u, k]
+            if close:
+                p_min[slot, k] = p_min[n_sub, k]
+            lam += w_f * floor
+        if lam < lam_floor:
+            lam = lam_floor
+        gamma = pv / lam
+        xi = a_dd * s2_prev[k] / lam + (1.0 - a_dd) * max(gamma - 1.0, 0.0)
+        g = xi / (1.0 + xi)
+        if lsa and g > 0.0:
+            nu = g * gamma
+            e = 0.5 * expint_e1(nu)
+            g = g * math.exp(e) if e < 50.0 else 1.0
+        if not g <= 1.0:  # also catches NaN
+            g = 1.0
+        if g < g_min:
+            g = g_min
+        gain[k] = g
+        s2_prev[k] = g * g * pv

@@ -1,0 +1,177 @@
+"""The post-filter's state owner: per-bin gains for a separated voice, frame by frame.
+
+Meant to run inside an STFT that already exists (the fd engine's: frame 1024,
+hop 256, sqrt-Hann), on the voice and background spectra of each frame, so it
+adds no latency: multiply the voice spectrum by the returned gains before the
+inverse FFT. The recursion itself is :func:`rtsep.kernels.postfilter.postfilter_frame`.
+
+Example
+-------
+>>> pf = PostFilter(16000, frame=1024, hop=256, suppress_db=12.0)
+>>> g = pf.process_frame(V, B)          # V, B: complex (513,) spectra of one frame
+>>> V_clean = g * V
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import check_range
+from .errors import ConfigError, InputFormatError
+from .kernels.postfilter import RULE_LSA, RULE_WIENER, postfilter_frame
+from .kernels.stft import pr_windows
+
+#: Default maximum attenuation (dB); chosen from bench/VOICECALL.md.
+DEFAULT_SUPPRESS_DB = 12.0
+#: Minimum statistics of the voice's power: the floor is the least smoothed power
+#: over this many seconds, kept as _N_SUB sub-window minima.
+_FLOOR_WINDOW_S = 1.5
+_N_SUB = 8
+
+
+class PostFilter:
+    """Blind residual-background suppressor for the voice output of a separator.
+
+    Parameters
+    ----------
+    fs : float
+        Sample rate (Hz).
+    frame : int
+        STFT frame length (samples); the spectra have ``frame // 2 + 1`` bins.
+    hop : int
+        STFT frame advance (samples): sets the per-frame forgetting factors.
+    suppress_db : float
+        Maximum attenuation (dB, 0 to 60): the gain floor is ``10^(-suppress_db/20)``.
+        0 switches the filter off (every gain exactly 1).
+    rule : {"wiener", "lsa"}
+        Gain rule: Wiener or MMSE log-spectral amplitude.
+    beta0 : float
+        Calibrated leakage floor: the fraction of the background output's
+        power assumed to remain in the voice (0 to 4).
+    leak_weight : float
+        Weight of the measured coherent leakage ``|Φ_VB|²/Φ_BB²`` (0 to 4). Off by
+        default: fd's outputs are decorrelated per bin by construction (IVA), so
+        this term is near zero there and measured to add nothing (bench/VOICECALL.md).
+    noise_tau_s : float
+        Time constant of the background power tracked as the noise (s).
+    leak_tau_s : float
+        Time constant of the leakage estimate (s).
+    alpha_dd : float
+        Decision-directed smoothing of the a-priori SNR (0 to 0.999).
+    floor_weight : float
+        Weight of the voice's own tracked noise floor in the noise estimate
+        (0 to 10; 0: the background output alone is the noise reference). It
+        was what made the filter pay off on fd's outputs (bench/VOICECALL.md).
+    voice_tau_s : float
+        Time constant of the voice power whose minimum is tracked (s).
+    """
+
+    def __init__(self, fs: float, frame: int = 1024, hop: int = 256, suppress_db: float = DEFAULT_SUPPRESS_DB,
+                 rule: str = "lsa", beta0: float = 0.25, leak_weight: float = 0.0, noise_tau_s: float = 0.05,
+                 leak_tau_s: float = 2.0, alpha_dd: float = 0.98, floor_weight: float = 2.0,
+                 voice_tau_s: float = 0.05) -> None:
+        self.fs = check_range("fs (sample rate, Hz)", fs, 1000, 192000)
+        self.frame = check_range("frame", frame, 8, 1 << 16, kind=int)
+        self.hop = check_range("hop", hop, 1, self.frame, kind=int)
+        self.suppress_db = check_range("suppress_db", suppress_db, 0.0, 60.0)
+        if rule not in ("wiener", "lsa"):
+            raise ConfigError(f"rule must be 'wiener' or 'lsa', got {rule!r}")
+        self.rule = rule
+        beta0 = check_range("beta0", beta0, 0.0, 4.0)
+        leak_weight = check_range("leak_weight", leak_weight, 0.0, 4.0)
+        noise_tau_s = check_range("noise_tau_s", noise_tau_s, 0.0, 10.0)
+        leak_tau_s = check_range("leak_tau_s", leak_tau_s, 0.0, 60.0)
+        alpha_dd = check_range("alpha_dd", alpha_dd, 0.0, 0.999)
+        floor_weight = check_range("floor_weight", floor_weight, 0.0, 10.0)
+        voice_tau_s = check_range("voice_tau_s", voice_tau_s, 0.0, 10.0)
+        frames_per_s = self.fs / self.hop
+        self.n_bins = self.frame // 2 + 1
+
+        def forget(tau: float) -> float:
+            return math.exp(-1.0 / (tau * frames_per_s)) if tau > 0 else 0.0
+
+        self._prm = np.array([forget(noise_tau_s), forget(leak_tau_s), beta0, leak_weight, alpha_dd,
+                              10.0 ** (-self.suppress_db / 20.0), RULE_LSA if rule == "lsa" else RULE_WIENER,
+                              1e-20, forget(voice_tau_s),
+                              max(1, round(_FLOOR_WINDOW_S * frames_per_s / _N_SUB)), floor_weight],
+                             dtype=np.float64)
+        self.gain = np.ones(self.n_bins)
+        self.reset()
+
+    @property
+    def g_min(self) -> float:
+        """Gain floor (linear)."""
+        return float(self._prm[5])
+
+    def reset(self) -> None:
+        """Forget the stream: powers, leakage and the decision-directed memory start afresh."""
+        k = self.n_bins
+        self.p_b = np.zeros(k)
+        self.phi_bb = np.zeros(k)
+        self.phi_vb = np.zeros(k, dtype=np.complex128)
+        self.s2_prev = np.zeros(k)
+        self.p_v = np.zeros(k)
+        self.p_min = np.full((_N_SUB + 1, k), np.inf)
+        self.count = np.zeros(1, dtype=np.int64)
+
+    def process_frame(self, v: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Gains for one frame.
+
+        Parameters
+        ----------
+        v, b : ndarray, shape (frame // 2 + 1,), complex
+            Spectra of this frame of the separated voice and background.
+
+        Returns
+        -------
+        ndarray, shape (frame // 2 + 1,), float64
+            Gain per bin in ``[10^(-suppress_db/20), 1]``; a view of an internal
+            buffer, overwritten by the next call (copy it to keep it).
+        """
+        v = np.ascontiguousarray(v, dtype=np.complex128)
+        b = np.ascontiguousarray(b, dtype=np.complex128)
+        if v.shape != (self.n_bins,) or b.shape != (self.n_bins,):
+            raise InputFormatError(f"process_frame needs two spectra of shape ({self.n_bins},), "
+                                   f"got {v.shape} and {b.shape}")
+        postfilter_frame(v, b, self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min,
+                         self.count, self._prm, self.gain)
+        return self.gain
+
+
+def filter_signal(voice: np.ndarray, background: np.ndarray, pf: PostFilter) -> np.ndarray:
+    """Run a post-filter over whole signals with its own sqrt-Hann STFT (offline, causal per frame).
+
+    The framing is the fd engine's (``pf.frame``, ``pf.hop``), aligned so
+    that the output lines up with the input: applied inside the engine's own
+    STFT, the same gains would add no latency.
+
+    Parameters
+    ----------
+    voice, background : ndarray, shape (n,), float
+        Separated voice and background, aligned with each other.
+    pf : PostFilter
+        The filter (its state is used and advanced; call ``reset()`` first for a fresh stream).
+
+    Returns
+    -------
+    ndarray, shape (n,), float64
+        The filtered voice.
+    """
+    n_fft, hop = pf.frame, pf.hop
+    x = np.stack([np.asarray(voice, dtype=np.float64), np.asarray(background, dtype=np.float64)], axis=1)
+    n = x.shape[0]
+    wa, ws = pr_windows(n_fft, hop)
+    xp = np.concatenate([np.zeros((n_fft - hop, 2)), x, np.zeros((n_fft, 2))])
+    n_frames = (xp.shape[0] - n_fft) // hop + 1
+    idx = np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]
+    spec = np.fft.rfft(xp[idx] * wa[None, :, None], axis=1)  # (frames, bins, 2)
+    out = np.empty((n_frames, pf.n_bins), dtype=np.complex128)
+    for j in range(n_frames):
+        out[j] = pf.process_frame(spec[j, :, 0], spec[j, :, 1]) * spec[j, :, 0]
+    frames = np.fft.irfft(out, n=n_fft, axis=1) * ws[None, :]
+    y = np.zeros((n_frames - 1) * hop + n_fft)
+    for j in range(n_frames):
+        y[j * hop:j * hop + n_fft] += frames[j]
+    return y[n_fft - hop:n_fft - hop + n]
