@@ -116,6 +116,17 @@ class PostFilter:
         self.p_min = np.full((_N_SUB + 1, k), np.inf)
         self.count = np.zeros(1, dtype=np.int64)
 
+    _STATE = ("p_b", "phi_bb", "phi_vb", "s2_prev", "p_v", "p_min", "count")
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of the state arrays (enough to resume exactly)."""
+        return {k: getattr(self, k).copy() for k in self._STATE}
+
+    def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
+        """Restore state saved by :meth:`state_arrays`."""
+        for k in self._STATE:
+            getattr(self, k)[...] = state[k]
+
     def process_frame(self, v: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Gains for one frame.
 

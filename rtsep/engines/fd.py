@@ -24,6 +24,7 @@ from ..kernels.iva import iva_frames
 from ..kernels.labels import label_block
 from ..kernels.stft import gather_frames, overlap_add, pr_windows
 from ..labeling import VoicePin, as_label_state, initial_pin, initial_selection, label_evidence, label_info, new_label_state
+from ..postfilter import PostFilter
 
 #: Frames handed to the kernels at once: bounds memory on whole-file calls.
 _FRAMES_PER_CHUNK = 256
@@ -93,6 +94,9 @@ class FrequencyDomainEngine(VoicePin):
                               dtype=np.int64)
         self._ep, self._lp, self._vad = label_evidence(p, self.fs, 2, use_near=True)
         self._xfade = int(round(p.crossfade_s * self.fs))
+        # one post-filter per output, each with the other output as its background
+        self._pf = ([PostFilter(self.fs, self.frame, self.hop, p.suppress_db) for _ in range(2)]
+                    if p.suppress_db > 0 else [])
         self.reset()
 
     def reset(self) -> None:
@@ -108,6 +112,8 @@ class FrequencyDomainEngine(VoicePin):
         self.lvl = np.zeros(self._n_lvl)
         self.recent = np.zeros((self._n_recent, 2, k), dtype=np.complex128)
         self.buf = np.zeros((max(self._n_warm, 1), 2, k), dtype=np.complex128)
+        for pf in self._pf:
+            pf.reset()
         self.lst = new_label_state(2)
         self._vad.buf[...] = 0.0
         self.lab = initial_selection(self.params)
@@ -136,6 +142,12 @@ class FrequencyDomainEngine(VoicePin):
         near = np.empty((n_frames, 2))
         iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent, self.st,
                    self._prm, self._iprm, img, learned, near, self._k_near)
+        if self._pf:
+            for t in range(n_frames):
+                g0 = self._pf[0].process_frame(img[t, 0], img[t, 1]).copy()
+                g1 = self._pf[1].process_frame(img[t, 1], img[t, 0])
+                img[t, 0] *= g0
+                img[t, 1] *= g1
         td = np.fft.irfft(img, n=n, axis=-1)
         out = np.empty((n_frames * h, 2))
         overlap_add(td, self._win_s, self.acc, h, out)
@@ -195,11 +207,18 @@ class FrequencyDomainEngine(VoicePin):
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
-        return {**{k: getattr(self, k).copy() for k in self._STATE}, "vad": self._vad.state()}
+        out = {**{k: getattr(self, k).copy() for k in self._STATE}, "vad": self._vad.state()}
+        for q, pf in enumerate(self._pf):
+            out.update({f"pf{q}_{k}": v for k, v in pf.state_arrays().items()})
+        return out
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore state saved by :meth:`state_arrays`."""
+        for q, pf in enumerate(self._pf):
+            pf.load_state_arrays({k[4:]: v for k, v in state.items() if k.startswith(f"pf{q}_")})
         for k, val in state.items():
+            if k.startswith("pf") and k[2:3].isdigit():
+                continue
             if k == "vad":
                 self._vad.load(val)
             else:
