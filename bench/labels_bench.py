@@ -13,8 +13,9 @@ and scores per case:
 - *best pinned*: the same with the voice pinned to each demixer output
   (``voice=0`` and ``voice=1``), the better one: what the demixer achieves,
   whatever the label does; with its voice share;
-- *moves*: changes of ``sep.info()["voice"]`` sampled after each block, after the
-  first second (a first decision from the arbitrary start is not a move);
+- *moves*: the engine's own count of label moves (``info()["label_moves"]``: after the
+  first decision; provisional guesses and the first decision are not moves), else
+  changes of ``sep.info()["voice"]`` sampled after each block, after the first second;
   ``moves_total`` counts all;
 - *first decision*: if the engine's ``info()`` exposes ``voice_decided`` (bool) or
   ``voice_decided_s`` (seconds), the stream time of the first voice decision.
@@ -89,6 +90,8 @@ class Stream:
         Time of the first voice decision, if the engine's info exposes it.
     seconds : float
         Wall time of the streaming (s).
+    engine_moves : int or None
+        The engine's own count of label moves (``info()["label_moves"]``), if it keeps one.
     """
 
     outputs: np.ndarray
@@ -96,6 +99,7 @@ class Stream:
     block_end_s: np.ndarray
     first_decision_s: float | None
     seconds: float
+    engine_moves: int | None = None
 
 
 def stream(mix: np.ndarray, engine: str, **params: Any) -> Stream:
@@ -138,7 +142,9 @@ def stream(mix: np.ndarray, engine: str, **params: Any) -> Stream:
                 decided = end
     seconds = time.perf_counter() - t0
     outputs = np.stack([np.concatenate(voice)[lat:lat + n], np.concatenate(bg)[lat:lat + n]]).astype(np.float64)
-    return Stream(outputs, np.asarray(labels), np.asarray(ends), decided, seconds)
+    moves = sep.info().get("label_moves")
+    return Stream(outputs, np.asarray(labels), np.asarray(ends), decided, seconds,
+                  None if moves is None else int(moves))
 
 
 def voice_share(outputs: np.ndarray, images: np.ndarray, mic0: np.ndarray) -> tuple[float, int]:
@@ -205,7 +211,7 @@ def score_case(case: devset.Case, **separator_params: Any) -> dict[str, Any]:
         out = stream(mix, case.engine, **{**separator_params, "voice": k}).outputs
         pinned.append((improvement(out, images, mic0), out, k))
     best_imp, best_out, best_k = max(pinned, key=lambda p: p[0].sdr_improvement[devset.VOICE])
-    moves = count_moves(run.labels, run.block_end_s)
+    moves = run.engine_moves if run.engine_moves is not None else count_moves(run.labels, run.block_end_s)
     minutes = (mix.shape[0] / FS - MOVES_FROM_S) / 60
     return {
         "name": case.name, "engine": case.engine, "kind": case.kind, "mixing": case.mixing,

@@ -1,8 +1,12 @@
 """Tune the post-filter on the rooms and fd outputs saved by ``bench/voicecall.py --cache DIR``.
 
-Each variant of :class:`rtsep.postfilter.PostFilter` is run over fd's labelled
-outputs of every cached room and scored like the voice-call bench (improvement
-over mic 0, mean per background class)::
+Each variant of :class:`rtsep.postfilter.PostFilter` is run offline, with fd's
+framing, over the outputs of fd with its in-engine post-filter switched off
+(``suppress_db=0``; the cache's ``labelled`` / ``best`` arrays) of every cached room
+and scored like the voice-call bench (improvement over mic 0, mean per background
+class). The in-engine filter is close to, not identical with, this offline one
+(``rtsep fd off + offline post-filter`` vs ``rtsep fd default (labelled)`` in
+``bench/VOICECALL.md``)::
 
     python bench/tune_postfilter.py DIR [--variants "suppress_db=12" "suppress_db=18,rule=wiener" ...]
 """
@@ -40,7 +44,8 @@ def load(cache: pathlib.Path, which: list[int] | None = None,
          output: str = "labelled") -> list[tuple[str, RoomMix, np.ndarray]]:
     """(class, room, fd outputs (2, n)) of the cached rooms (all, or those numbered in ``which``).
 
-    ``output``: ``"labelled"`` (fd's own label) or ``"best"`` (the better pinned output).
+    ``output``: ``"labelled"`` (fd's own label) or ``"best"`` (the better pinned output), both
+    of fd with its post-filter off.
     """
     out = []
     for f in sorted(cache.glob("room*.npz"), key=lambda p: int(p.stem[4:])):

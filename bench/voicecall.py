@@ -1,4 +1,4 @@
-"""Voice-call quality (issue 16): rtsep fd (+ post-filter) against the noise suppressors people use.
+"""Voice-call quality (issue 16): rtsep fd (post-filter inside) against the noise suppressors people use.
 
 Every option gets the same simulated two-microphone rooms (:func:`rtsep.rooms.simulate_room`):
 a real talker (Italian voice of :mod:`rtsep.speech`) against one of five background
@@ -21,12 +21,16 @@ DFN3 model inside the wheel; the ``deepfilternet`` package downloads its model a
 run time and cannot be used here), RNNoise (``pyrnnoise``), WebRTC NS
 (``webrtc-noise-gain``, suppression level 3 of 0-4, the best of them on a
 white-noise check; no AGC), ``noisereduce``
-(non-stationary spectral gating, offline), rtsep fd with its own voice label, rtsep
-fd with the better output pinned (``voice=0``/``voice=1``, oracle choice), fd + the
-blind post-filter (:mod:`rtsep.postfilter`, applied offline with fd's own STFT
-framing, so it adds no latency), fd + DFN3 on fd's voice.
+(non-stationary spectral gating, offline), and rtsep fd (:data:`FD_ROWS`): with its
+post-filter switched off (``suppress_db=0``) and its own voice label; with its
+defaults (the blind post-filter runs inside fd's STFT, ``suppress_db=12``) and its
+own voice label; the defaults with the better output pinned (``voice=0``/``voice=1``,
+oracle choice); the defaults + DFN3 on fd's voice; the defaults at ``frame=512``
+(low latency, own label); and, for comparison with the in-engine filter, the
+post-filter run offline (:func:`rtsep.postfilter.filter_signal`, fd's framing) over
+fd's outputs with the post-filter off.
 
-Run (about 20 min on one core)::
+Run (about 25 min on one core)::
 
     python bench/voicecall.py [--seconds 25] [--out bench] [--cache DIR]
 
@@ -68,8 +72,23 @@ MUSIC_GLOB = "/usr/share/scummvm/drascula/audio/track*.ogg"
 #: Largest delay (samples) searched when aligning a suppressor's output with its input.
 MAX_LAG = 4096
 #: Row order of the tables.
-OPTIONS = ("DFN3", "RNNoise", "WebRTC NS", "noisereduce", "rtsep fd (labelled)", "rtsep fd (better output)",
-           "rtsep fd + post-filter", "rtsep fd (better output) + post-filter", "rtsep fd + DFN3")
+FD_OFF = "rtsep fd, post-filter off (labelled)"
+FD_DEFAULT = "rtsep fd default (labelled)"
+FD_BEST = "rtsep fd default (better output)"
+FD_DFN3 = "rtsep fd default + DFN3"
+FD_512 = "rtsep fd default, frame=512 (labelled)"
+FD_OFFLINE = "rtsep fd off + offline post-filter"
+#: rtsep rows: name -> (fd parameters, what the row is).
+FD_ROWS = {
+    FD_OFF: ({"suppress_db": 0.0}, "fd with its post-filter switched off, fd's own voice label"),
+    FD_DEFAULT: ({}, "fd defaults (post-filter inside fd's STFT, suppress_db=12), fd's own voice label"),
+    FD_BEST: ({}, "fd defaults with the voice pinned to the output that scores better (voice=0/1, oracle)"),
+    FD_DFN3: ({}, "DFN3 on fd's (defaults, labelled) voice"),
+    FD_512: ({"frame": 512}, "fd defaults at frame=512 (hop 128), fd's own voice label"),
+    FD_OFFLINE: ({"suppress_db": 0.0}, "the post-filter (suppress_db=12) run offline with fd's framing over the "
+                                       "outputs of fd with it off: the old way, to compare with the in-engine one"),
+}
+OPTIONS = ("DFN3", "RNNoise", "WebRTC NS", "noisereduce") + tuple(FD_ROWS)
 
 
 class NotAvailable(Exception):
@@ -272,19 +291,22 @@ def run_noisereduce(x: np.ndarray) -> Output:
     return Output(y, d, None, dt)
 
 
-def run_fd(room: RoomMix) -> dict[str, Any]:
-    """rtsep fd streamed in 256-sample blocks, plus both pinned runs.
+def run_fd(room: RoomMix, pinned: bool = True, **params: Any) -> dict[str, Any]:
+    """rtsep fd streamed in 256-sample blocks, plus (``pinned``) both pinned runs.
+
+    ``params``: fd parameters (``suppress_db``, ``frame`` …); none: fd's defaults.
 
     Returns
     -------
     dict
         ``labelled`` (2, n) voice/background with fd's own label; ``pinned``:
-        list of two (2, n) arrays with the voice pinned to output 0 / 1;
-        ``latency_ms``, ``seconds``.
+        list of two (2, n) arrays with the voice pinned to output 0 / 1 (empty
+        unless ``pinned``); ``latency_samples``, ``latency_ms``, ``seconds``
+        (streaming time of the labelled run).
     """
     from rtsep.separator import Separator, separate
 
-    sep = Separator(FS, engine="fd").warmup()
+    sep = Separator(FS, engine="fd", **params).warmup()
     x = room.mix
     lat = sep.latency_samples
     xp = np.concatenate([x, np.zeros((lat, 2))])
@@ -296,8 +318,16 @@ def run_fd(room: RoomMix) -> dict[str, Any]:
         bs.append(b)
     dt = time.perf_counter() - t0
     lab = np.stack([np.concatenate(vs)[lat:lat + len(x)], np.concatenate(bs)[lat:lat + len(x)]])
-    pinned = [np.stack(separate(x, FS, engine="fd", voice=q)).astype(np.float64) for q in (0, 1)]
-    return {"labelled": lab.astype(np.float64), "pinned": pinned, "latency_ms": 1e3 * lat / FS, "seconds": dt}
+    pins = ([np.stack(separate(x, FS, engine="fd", voice=q, **params)).astype(np.float64) for q in (0, 1)]
+            if pinned else [])
+    return {"labelled": lab.astype(np.float64), "pinned": pins, "latency_samples": lat,
+            "latency_ms": 1e3 * lat / FS, "seconds": dt}
+
+
+def better(pins: list[np.ndarray], room: RoomMix) -> np.ndarray:
+    """The pinned run (2, n) whose voice has the larger SIR improvement (the oracle choice)."""
+    cands = [improvement(p, room.images[:, :, 0], room.mix[:, 0]).sir_improvement[0] for p in pins]
+    return pins[int(np.argmax(cands))]
 
 
 def post_filter(voice: np.ndarray, bg: np.ndarray, **kw: Any) -> np.ndarray:
@@ -422,10 +452,10 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
         row.update(extra or {})
         rows.append(row)
         if error is None:
-            log(f"    {opt:28s} SIRi {row['siri']:+5.1f} SDRi {row['sdri']:+5.1f} ΔPESQ {row['dpesq']:+.2f} "
+            log(f"    {opt:40s} SIRi {row['siri']:+5.1f} SDRi {row['sdri']:+5.1f} ΔPESQ {row['dpesq']:+.2f} "
                 f"ΔESTOI {row['destoi']:+.3f} ΔOVRL {row['dovrl']:+.2f}")
         else:
-            log(f"    {opt:28s} {error}")
+            log(f"    {opt:40s} {error}")
 
     for opt, fn in (("DFN3", run_dfn3), ("RNNoise", run_rnnoise), ("WebRTC NS", run_webrtc),
                     ("noisereduce", run_noisereduce)):
@@ -434,45 +464,63 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
             add(opt, o.voice, o.latency_ms, o.delay_samples, extra={"rtf": o.seconds / (len(x0) / FS)})
         except NotAvailable as e:
             add(opt, None, None, error=f"not available: {e}")
+    n_s = len(x0) / FS
+    off = run_fd(room, suppress_db=0.0)
+    lat = off["latency_ms"]
+    v0, b0 = off["labelled"]
+    add(FD_OFF, v0, lat, 0, extra={"rtf": off["seconds"] / n_s, "latency_samples": off["latency_samples"]})
     fd = run_fd(room)
-    lat = fd["latency_ms"]
     v, b = fd["labelled"]
-    add("rtsep fd (labelled)", v, lat, 0, extra={"rtf": fd["seconds"] / (len(x0) / FS)})
-    cands = [improvement(p, room.images[:, :, 0], x0).sir_improvement[0] for p in fd["pinned"]]
-    best = fd["pinned"][int(np.argmax(cands))]
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        np.savez(cache / f"room{i}.npz", mix=room.mix, images=room.images, labelled=fd["labelled"], best=best,
-                 kind=kind)
-    add("rtsep fd (better output)", best[0], lat, 0)
-    add("rtsep fd + post-filter", post_filter(v, b), lat, 0, extra={"suppress_db": DEFAULT_SUPPRESS_DB})
-    for sd in suppress_sweep:
-        add(f"rtsep fd + post-filter {sd:g} dB", post_filter(v, b, suppress_db=sd), lat, 0)
-    add("rtsep fd (better output) + post-filter", post_filter(best[0], best[1]), lat, 0)
+    add(FD_DEFAULT, v, fd["latency_ms"], 0, extra={"rtf": fd["seconds"] / n_s, "latency_samples": fd["latency_samples"],
+                                                   "suppress_db": DEFAULT_SUPPRESS_DB})
+    best = better(fd["pinned"], room)
+    add(FD_BEST, best[0], fd["latency_ms"], 0)
     try:
         o = run_dfn3(v)
-        add("rtsep fd + DFN3", o.voice, lat + o.latency_ms, o.delay_samples)
+        add(FD_DFN3, o.voice, fd["latency_ms"] + o.latency_ms, o.delay_samples)
     except NotAvailable as e:
-        add("rtsep fd + DFN3", None, None, error=f"not available: {e}")
+        add(FD_DFN3, None, None, error=f"not available: {e}")
+    low = run_fd(room, pinned=False, frame=512)
+    add(FD_512, low["labelled"][0], low["latency_ms"], 0,
+        extra={"rtf": low["seconds"] / n_s, "latency_samples": low["latency_samples"]})
+    add(FD_OFFLINE, post_filter(v0, b0), lat, 0, extra={"suppress_db": DEFAULT_SUPPRESS_DB})
+    for sd in suppress_sweep:
+        add(f"{FD_OFFLINE} {sd:g} dB", post_filter(v0, b0, suppress_db=sd), lat, 0)
+    if cache is not None:
+        # for bench/tune_postfilter.py: fd's outputs with the post-filter off (labelled and
+        # the better pinned run) and, for reference, the defaults' outputs
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(cache / f"room{i}.npz", mix=room.mix, images=room.images, labelled=off["labelled"],
+                 best=better(off["pinned"], room), labelled_default=fd["labelled"], best_default=best, kind=kind)
     return rows
 
 
-def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (18.0, 24.0),
-        log: Callable[[str], None] = print, cache: pathlib.Path | None = None) -> list[dict[str, Any]]:
+def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (),
+        log: Callable[[str], None] = print, cache: pathlib.Path | None = None,
+        which: list[int] | None = None) -> list[dict[str, Any]]:
+    """Every option on the rooms (all, or those numbered in ``which``).
+
+    ``voicecall_results.json`` is written again after each room, so a run cut
+    short keeps the rooms it finished.
+    """
     log(f"simulating rooms ({seconds:g} s each)")
     rooms = room_set(seconds, log)
     rows: list[dict[str, Any]] = []
+    options = list(OPTIONS) + [f"{FD_OFFLINE} {sd:g} dB" for sd in suppress_sweep]
+    out.mkdir(parents=True, exist_ok=True)
+    tab = ""
     for i, (kind, room) in enumerate(rooms):
+        if which is not None and i not in which:
+            continue
         log(f"  room {i} ({kind})")
         rows += evaluate(kind, i, room, suppress_sweep, log, cache)
-    options = list(OPTIONS) + [f"rtsep fd + post-filter {sd:g} dB" for sd in suppress_sweep]
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "voicecall_results.json").write_text(json.dumps(
-        {"machine": machine(), "date": stamp, "seconds": seconds, "rows": rows}, indent=1))
-    tab = table(rows, options, list(CLASSES))
-    (out / "voicecall_table.md").write_text(f"Machine: {machine()}. Date: {stamp}. {len(rooms)} rooms, "
-                                            f"{seconds:g} s each.\n" + tab + "\n")
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        n_rooms = len({r["room"] for r in rows})
+        (out / "voicecall_results.json").write_text(json.dumps(
+            {"machine": machine(), "date": stamp, "seconds": seconds, "rooms": n_rooms, "rows": rows}, indent=1))
+        tab = table(rows, options, list(CLASSES))
+        (out / "voicecall_table.md").write_text(f"Machine: {machine()}. Date: {stamp}. {n_rooms} rooms, "
+                                                f"{seconds:g} s each.\n" + tab + "\n")
     log(tab)
     return rows
 
@@ -488,8 +536,9 @@ def merge_tuning(rows: list[dict[str, Any]], tune_rows: list[dict[str, Any]],
     ``best:suppress_db=D`` rows (``--output best``, D = the default) become
     ``rtsep fd (better output) + post-filter``.
     """
-    lat = {r["room"]: r["latency_ms"] for r in rows if r["option"] == "rtsep fd (labelled)"}
-    kept = [r for r in rows if "post-filter" not in r["option"]]
+    lat = {r["room"]: r["latency_ms"] for r in rows if r["option"] in ("rtsep fd (labelled)", FD_OFF)}
+    legacy = ("rtsep fd + post-filter", "rtsep fd (better output) + post-filter")
+    kept = [r for r in rows if r["option"] not in legacy and not r["option"].startswith("rtsep fd + post-filter ")]
     for r in tune_rows:
         best = r["option"].startswith("best:")
         kw = dict(part.split("=") for part in r["option"].removeprefix("best:").split(","))
@@ -512,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent)
     p.add_argument("--cache", type=pathlib.Path, default=None,
                    help="folder to save each room and fd's outputs in (for tuning the post-filter)")
+    p.add_argument("--rooms", type=int, nargs="*", default=None, help="room numbers (default: all 10)")
     p.add_argument("--merge", type=pathlib.Path, nargs="+", default=None, metavar="JSON",
                    help="no run: take --out/voicecall_results.json, replace its post-filter rows by these "
                         "tune_postfilter.py --json files and write the tables again")
@@ -534,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     if not speech.available():
         print("real speech needs the Debian packages asterisk-core-sounds-{it,ru}-g722 and G722", file=sys.stderr)
         return 2
-    run(args.seconds, args.out, cache=args.cache)
+    run(args.seconds, args.out, cache=args.cache, which=args.rooms)
     return 0
 
 
