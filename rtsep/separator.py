@@ -51,9 +51,10 @@ class Separator:
     channels : int
         Number of microphones M (2 to 8).
     engine : {"td", "fd"}
-        ``"td"``: time-domain running PCA + kurtosis ICA, zero algorithmic
-        latency, exact for instantaneous mixtures. ``"fd"``: frequency-domain
-        online IVA for real rooms, latency of one STFT frame.
+        ``"td"`` (default): time-domain running PCA + kurtosis ICA, zero
+        algorithmic latency, exact for instantaneous mixtures. ``"fd"``:
+        frequency-domain online IVA for real rooms (recordings made with two
+        real microphones: the command line's default), latency of one STFT frame.
     **params
         Engine parameters (see :class:`rtsep.config.TdParams` and
         :class:`rtsep.config.FdParams`). Unknown names are refused.
@@ -236,7 +237,11 @@ def separate(x: Any, fs: float, engine: str = "td", **params: Any) -> tuple[np.n
     fs : float
         Sample rate (Hz).
     engine : {"td", "fd"}
-        Engine name.
+        Engine name. The default is td, like :class:`Separator`'s: the Python
+        API serves synthetic and coincident-mic (instantaneous) mixtures in
+        tests and notebooks, where td is exact and has no latency; for a
+        recording made with two real microphones (a room) pass ``engine="fd"``,
+        the command line's default (td was measured to make rooms worse).
     **params
         Engine parameters.
 
