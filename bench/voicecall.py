@@ -73,18 +73,20 @@ MUSIC_GLOB = "/usr/share/scummvm/drascula/audio/track*.ogg"
 MAX_LAG = 4096
 #: Row order of the tables.
 FD_OFF = "rtsep fd, post-filter off (labelled)"
-FD_DEFAULT = "rtsep fd default (labelled)"
-FD_BEST = "rtsep fd default (better output)"
-FD_DFN3 = "rtsep fd default + DFN3"
-FD_512 = "rtsep fd default, frame=512 (labelled)"
+FD_DEFAULT = "rtsep fd + post-filter (suppress_db=12) (labelled)"
+FD_BEST = "rtsep fd + post-filter (suppress_db=12) (better output)"
+FD_DFN3 = "rtsep fd + post-filter (suppress_db=12) + DFN3"
+FD_512 = "rtsep fd + post-filter (suppress_db=12), frame=512 (labelled)"
+#: the post-filter setting the voice-call rows use (fd's default is off)
+VOICE_CALL = {"suppress_db": 12.0}
 FD_OFFLINE = "rtsep fd off + offline post-filter"
 #: rtsep rows: name -> (fd parameters, what the row is).
 FD_ROWS = {
     FD_OFF: ({"suppress_db": 0.0}, "fd with its post-filter switched off, fd's own voice label"),
-    FD_DEFAULT: ({}, "fd defaults (post-filter inside fd's STFT, suppress_db=12), fd's own voice label"),
-    FD_BEST: ({}, "fd defaults with the voice pinned to the output that scores better (voice=0/1, oracle)"),
-    FD_DFN3: ({}, "DFN3 on fd's (defaults, labelled) voice"),
-    FD_512: ({"frame": 512}, "fd defaults at frame=512 (hop 128), fd's own voice label"),
+    FD_DEFAULT: (VOICE_CALL, "fd with the post-filter inside its STFT (suppress_db=12), fd's own voice label"),
+    FD_BEST: (VOICE_CALL, "the same with the voice pinned to the output that scores better (voice=0/1, oracle)"),
+    FD_DFN3: (VOICE_CALL, "DFN3 on that (labelled) voice"),
+    FD_512: ({**VOICE_CALL, "frame": 512}, "the same at frame=512 (hop 128), fd's own voice label"),
     FD_OFFLINE: ({"suppress_db": 0.0}, "the post-filter (suppress_db=12) run offline with fd's framing over the "
                                        "outputs of fd with it off: the old way, to compare with the in-engine one"),
 }
@@ -469,7 +471,7 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
     lat = off["latency_ms"]
     v0, b0 = off["labelled"]
     add(FD_OFF, v0, lat, 0, extra={"rtf": off["seconds"] / n_s, "latency_samples": off["latency_samples"]})
-    fd = run_fd(room)
+    fd = run_fd(room, **VOICE_CALL)
     v, b = fd["labelled"]
     add(FD_DEFAULT, v, fd["latency_ms"], 0, extra={"rtf": fd["seconds"] / n_s, "latency_samples": fd["latency_samples"],
                                                    "suppress_db": DEFAULT_SUPPRESS_DB})
@@ -480,7 +482,7 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
         add(FD_DFN3, o.voice, fd["latency_ms"] + o.latency_ms, o.delay_samples)
     except NotAvailable as e:
         add(FD_DFN3, None, None, error=f"not available: {e}")
-    low = run_fd(room, pinned=False, frame=512)
+    low = run_fd(room, pinned=False, frame=512, **VOICE_CALL)
     add(FD_512, low["labelled"][0], low["latency_ms"], 0,
         extra={"rtf": low["seconds"] / n_s, "latency_samples": low["latency_samples"]})
     add(FD_OFFLINE, post_filter(v0, b0), lat, 0, extra={"suppress_db": DEFAULT_SUPPRESS_DB})

@@ -366,9 +366,13 @@ class FdParams(LabelFields):
         Post-filter inside the STFT (no added latency): the most each bin of
         each output is attenuated where the other output says the background
         is (dB, MMSE log-spectral amplitude gain, decision-directed; see
-        :mod:`rtsep.postfilter`); 0 switches it off. 12 dB measured best on
-        the voice-call bench (bench/VOICECALL.md): voice SIR improvement +6.4
-        → +10.3 dB, ΔPESQ-WB +0.08 → +0.18, ΔDNSMOS OVRL +0.37 → +0.75.
+        :mod:`rtsep.postfilter`); 0 (default) switches it off. 12 dB measured
+        best for the voice on the voice-call bench (bench/VOICECALL.md): voice
+        SIR improvement +5.9 → +10.0 dB, ΔPESQ-WB +0.08 → +0.21, ΔDNSMOS OVRL
+        +0.36 → +0.75. Off by default for now: what it takes from the voice
+        goes to the background output (voice + background stays the mic), whose
+        SIR then falls (42 → 6 dB on an instantaneous mixture), and it slows
+        the recovery after faults and scene changes (fd specs).
     scene_ratio : float
         Scene check: the two outputs' coherence over the last
         ``scene_memory_s`` must reach this many times its steady level (and
@@ -417,7 +421,7 @@ class FdParams(LabelFields):
     max_gain_db: float = 40.0
     ref_mic: int = 0
     second_mic: int = -1
-    suppress_db: float = 12.0
+    suppress_db: float = 0.0
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
