@@ -6,20 +6,22 @@ detector is installed, a speech probability (:mod:`rtsep.vad`). The rule:
 
 - **speech against music, noise or babble**: the output in which the
   detector hears speech ``p.vad_ratio`` times more often;
-- **two talkers** (the detector hears speech in both alike; without it:
-  both modulate like speech, ≥ ``p.speech_db``): the voice is the **near
-  talker**: in a room (fd) the one whose path to the mics is
-  most like a single delay (direct sound over reverberation, read off the
-  demixers), else the one louder at the reference mic when it speaks;
+- **two talkers** (the detector hears speech in both alike, or without it
+  both modulate like speech, ≥ ``p.speech_db``; and they modulate within
+  ``p.tie_db`` of each other): the voice is the **near talker**: in a room
+  (fd) the one whose path to the mics is most like a single delay (direct
+  sound over reverberation, read off the demixers), else the one louder at
+  the reference mic when it speaks;
+- otherwise the output with the stronger 2-8 Hz syllabic modulation (music
+  and noise modulate less);
 - from ``p.guess_frames`` frames of evidence on the label follows the
   current leader at once (provisional guesses); the first decision is taken
   once, after ``p.first_frames`` frames, one output leads by its margin (the
   evidence of the first second, while the demixer still converges, is often
   a tie), or at the latest after ``p.settle_frames`` frames, outright;
-  neither counts as a move; afterwards a challenger
-  must lead by its margin for
-  ``p.hold_frames`` frames in a row (seconds: a talker's pause does not move
-  the label), and every move is counted.
+  neither counts as a move; afterwards a challenger must lead by its margin
+  for ``p.hold_frames`` frames in a row (seconds: a talker's pause does not
+  move the label), and every move is counted.
 
 The selection state is an int64 array ``lab`` of length 4, shared with the
 engines' crossfades:
