@@ -212,7 +212,8 @@ def test_the_evidence_kernel_agrees_with_its_numpy_reference():
     lst = new_state(2)
     st = lst[0]
     for t in range(len(y)):
-        if evidence_sample(st, p, y[t]):
+        evidence_sample(st.z, st.e_band, st.e_all, p, y[t])
+        if (t + 1) % p.frame == 0:
             evidence_frame(st, p, True)
     want = modulation_reference(y, p)
     got = [modulation_db(st, k) for k in range(2)]

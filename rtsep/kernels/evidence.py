@@ -98,7 +98,6 @@ def evidence_params(fs: float, memory_s: float, frame_s: float = 0.016, depth_db
 def state_dtype(q: int, bands: int = len(BAND_HZ)) -> np.dtype:
     """Record layout of the evidence state for ``q`` outputs and ``bands`` bands."""
     return np.dtype([
-        ("pos", "i8"),               # samples into the current frame
         ("frames", "f8"),            # frames counted as evidence (growing-window length)
         ("z", "f8", (q, bands, 2)),  # biquad memories
         ("e_band", "f8", (q, bands)),  # band energies summed over the frame so far
@@ -123,29 +122,40 @@ def new_state(q: int) -> np.recarray:
 
 
 @njit(cache=True)
-def evidence_sample(st, p: EvidenceParams, y: np.ndarray) -> bool:
-    """Feed one sample of every output; True when it completed an evidence frame.
+def evidence_sample(z: np.ndarray, e_band: np.ndarray, e_all: np.ndarray, p: EvidenceParams,
+                    y: np.ndarray) -> None:
+    """Feed one sample of every output to the band filters and the frame's energies.
+
+    The arrays are the state record's fields (``st.z``, ``st.e_band``,
+    ``st.e_all``), taken out once per block by the caller: reading a record's
+    field per sample is cheap compiled but slow in the NUMBA_DISABLE_JIT
+    coverage pass. Frames end where the absolute sample index says (the
+    caller calls :func:`evidence_frame` then).
 
     Parameters
     ----------
-    st : record
-        Evidence state (``new_state(q)[0]`` seen from inside a kernel).
+    z : ndarray, shape (Q, B, 2)
+        Biquad memories.
+    e_band : ndarray, shape (Q, B)
+        Band energies of the frame so far.
+    e_all : ndarray, shape (Q,)
+        Broadband energies of the frame so far.
     p : EvidenceParams
     y : ndarray, shape (Q,)
         This sample of each output image.
     """
     nb = p.bq_b.shape[0]
+    bq_b = p.bq_b
+    bq_a = p.bq_a
     for k in range(y.shape[0]):
         x = y[k]
-        st.e_all[k] += x * x
+        e_all[k] += x * x
         for b in range(nb):
             # transposed direct form II
-            out = p.bq_b[b, 0] * x + st.z[k, b, 0]
-            st.z[k, b, 0] = p.bq_b[b, 1] * x - p.bq_a[b, 1] * out + st.z[k, b, 1]
-            st.z[k, b, 1] = p.bq_b[b, 2] * x - p.bq_a[b, 2] * out
-            st.e_band[k, b] += out * out
-    st.pos += 1
-    return st.pos >= p.frame
+            out = bq_b[b, 0] * x + z[k, b, 0]
+            z[k, b, 0] = bq_b[b, 1] * x - bq_a[b, 1] * out + z[k, b, 1]
+            z[k, b, 1] = bq_b[b, 2] * x - bq_a[b, 2] * out
+            e_band[k, b] += out * out
 
 
 @njit(cache=True)
@@ -192,7 +202,6 @@ def evidence_frame(st, p: EvidenceParams, learn: bool) -> None:
             st.level[k] += rate * (lev - st.level[k])
         st.e_all[k] = 0.0
     st.primed = 1
-    st.pos = 0
 
 
 @njit(cache=True)

@@ -137,11 +137,20 @@ def _margin(st, p: LabelParams, c: int, cur: int) -> float:
 
 
 @njit(cache=True)
-def _lead(st, p: LabelParams, c: int, cur: int) -> float:
-    """How far output ``c`` leads output ``cur`` beyond its margin (> 0: it wins)."""
+def _lead(st, p: LabelParams, c: int, cur: int, moving: bool = False) -> float:
+    """How far output ``c`` leads output ``cur`` beyond its margin (> 0: it wins).
+
+    ``moving``: a settled label does not move to a "near talker" the detector
+    hears as speech far less often (half as often) than the current voice: in
+    a room that separates poorly the music's output carries enough of the
+    talker to look like a second talker, and music sits where it was mixed,
+    often with the cleaner direct path.
+    """
     if _by_vad(st, p, c, cur):
         return st.speech[c] - p.vad_ratio * st.speech[cur]
     if _talkers(st, p, c, cur):
+        if moving and p.use_vad and st.speech[cur] > 1.5 * st.speech[c]:
+            return -1.0
         if p.use_near:
             return st.near[c] - st.near[cur] - p.near_margin
         return level_db(st, c) - level_db(st, cur) - p.level_margin
@@ -197,7 +206,7 @@ def decide_label(st, p: LabelParams, lab: np.ndarray) -> None:
     top = 0.0
     for k in range(q):
         if k != cur:
-            d = _lead(st, p, k, cur)
+            d = _lead(st, p, k, cur, True)
             if d > top:
                 top = d
                 best = k
@@ -237,13 +246,16 @@ def crossfade_weight(lab: np.ndarray, xfade_samples: int) -> float:
 
 
 @njit(cache=True)
-def observe(st, ep: EvidenceParams, lp: LabelParams, lab: np.ndarray, y: np.ndarray, evidence: bool) -> None:
-    """Feed one sample of every output image to the evidence and, per frame, to the decision.
+def observe(st, z: np.ndarray, e_band: np.ndarray, e_all: np.ndarray, ep: EvidenceParams, lp: LabelParams,
+            lab: np.ndarray, y: np.ndarray, evidence: bool, frame_end: bool) -> None:
+    """Feed one sample of every output image to the evidence and, at a frame's end, to the decision.
 
     Parameters
     ----------
     st : record
         Evidence and decision state.
+    z, e_band, e_all : ndarray
+        Its fields ``st.z``, ``st.e_band``, ``st.e_all`` (see :func:`evidence_sample`).
     ep, lp : EvidenceParams, LabelParams
     lab : ndarray, shape (4,), int64
         Selection state, updated in place.
@@ -252,10 +264,14 @@ def observe(st, ep: EvidenceParams, lp: LabelParams, lab: np.ndarray, y: np.ndar
     evidence : bool
         False when this sample is not evidence (outputs not separated yet, a
         faulty input): the frame holding it counts for nothing.
+    frame_end : bool
+        Whether this sample ends an evidence frame (absolute index + 1 a
+        multiple of ``ep.frame``).
     """
     if not evidence:
         st.spoiled = 1
-    if evidence_sample(st, ep, y):
+    evidence_sample(z, e_band, e_all, ep, y)
+    if frame_end:
         good = st.spoiled == 0
         evidence_frame(st, ep, good)
         st.spoiled = 0
@@ -303,6 +319,10 @@ def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, 
         reads a chunk, see :meth:`rtsep.vad.VadEvidence.cuts`).
     """
     st = lst[0]
+    st_near = st.near
+    z = st.z
+    e_band = st.e_band
+    e_all = st.e_all
     for i in range(i0, i1):
         if s0 + i < 0:
             voice[i] = 0.0
@@ -310,8 +330,8 @@ def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, 
             continue
         f = i // period
         for k in range(near.shape[1]):
-            st.near[k] = near[f, k]
-        observe(st, ep, lp, lab, img[i], learned[f] == 1)
+            st_near[k] = near[f, k]
+        observe(st, z, e_band, e_all, ep, lp, lab, img[i], learned[f] == 1, (s0 + i + 1) % ep.frame == 0)
         wgt = crossfade_weight(lab, xfade)
         v = wgt * img[i, lab[0]] + (1.0 - wgt) * img[i, lab[1]]
         if lab[3] < xfade:

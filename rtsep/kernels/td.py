@@ -309,6 +309,9 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
         Out: every output's image at the reference mic (the label's evidence).
     """
     st = lst[0]
+    st_z = st.z
+    st_e_band = st.e_band
+    st_e_all = st.e_all
     n = x.shape[0]
     m = x.shape[1]
     q = v.shape[0]
@@ -419,7 +422,8 @@ def td_process(x: np.ndarray, voice: np.ndarray, background: np.ndarray, z: np.n
                 accumulate_moments(xf, forgetting_weight(cnt[5], beta_fast), cov_f, m4_f, idx4)
         # the label's evidence: every output's image, once the outputs are
         # separated and only from sound input
-        observe(st, ep, lp, lab, img[t], learn and cnt[5] >= iprm[6])
+        observe(st, st_z, st_e_band, st_e_all, ep, lp, lab, img[t], learn and cnt[5] >= iprm[6],
+                cnt[0] % ep.frame == 0)
         if cnt[0] % k_upd == 0:
             changes = cnt[7]
             td_update(cov, m4, cov_f, m4_f, full_map, v, rot, w, wv, dv, kurt, lab, cnt, prm,
