@@ -98,6 +98,7 @@ class VoicePin:
 
     pin: np.ndarray
     lab: np.ndarray
+    lst: np.recarray
     _lp: LabelParams
 
     def pin_voice(self, output: int | None) -> None:
@@ -105,6 +106,12 @@ class VoicePin:
 
         None: decide automatically again (from the evidence gathered meanwhile).
         """
+        outputs = int(self.lst[0].level.shape[0])
+        if output is not None and (int(output) != output or not 0 <= int(output) < outputs):
+            from .errors import ConfigError
+
+            raise ConfigError(f"cannot pin the voice to output {output!r}: this engine has outputs 0 to "
+                              f"{outputs - 1} (0-based; --voice counts from 1)")
         self.pin[0] = -1 if output is None else int(output)
         self._sync_pin()
 

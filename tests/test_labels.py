@@ -259,3 +259,14 @@ def test_the_direct_path_measure_is_1_for_a_pure_delay_and_low_for_a_reverberant
     direct_path_regularity(w, 2, k, out)
     assert out[0] == pytest.approx(1.0, abs=1e-9)
     assert out[1] < 0.3
+
+
+def test_pinning_the_voice_to_an_output_that_does_not_exist_is_one_clear_error():
+    from rtsep.errors import ConfigError
+
+    sep = Separator(FS)
+    for bad in (2, -1, 0.5):
+        with pytest.raises(ConfigError, match="outputs 0 to 1"):
+            sep.pin_voice(bad)
+    sep.pin_voice(1)
+    sep.pin_voice(None)  # automatic again
