@@ -73,7 +73,7 @@ def run_page(wav: Path, downloads: Path, query: str = "", record_s: float = RECO
     try:
         driver = rig.chromium(wav, downloads)
         driver.get(server.http + query)
-        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 20)
+        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 60)
         driver.find_element("id", "start").click()
         # A fresh server compiles its kernels for the first stream: up to a minute on 2 cores.
         rig.wait_for("the stream to be ready", lambda: page_state(driver)["ready"], 150)
@@ -93,7 +93,7 @@ def run_page(wav: Path, downloads: Path, query: str = "", record_s: float = RECO
             driver.save_screenshot(os.environ["RTSEP_BROWSER_SHOT"])
         live = page_state(driver)
         driver.find_element("id", "start").click()  # Stop: eof → final stats
-        rig.wait_for("the final stats", lambda: page_state(driver)["finalStats"], 20)
+        rig.wait_for("the final stats", lambda: page_state(driver)["finalStats"], 60)
         return {"live": live, "end": page_state(driver), "logs": driver.get_log("browser"), "cpu": cpu}
     finally:
         if driver is not None:
@@ -187,7 +187,7 @@ def test_page_passes_the_servers_token_and_shows_a_refusal(mixture, tmp_path):
     try:
         driver = rig.chromium(wav, tmp_path)
         driver.get(server.http)
-        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 20)
+        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 60)
         driver.find_element("id", "start").click()  # no token: refused with 1008, said on the page
         errors = rig.wait_for("the refusal", lambda: page_state(driver)["errors"], 150)
         assert "token" in errors[0] and "1008" in errors[0], errors
@@ -215,9 +215,10 @@ def test_page_says_plainly_when_the_device_gives_one_channel(mixture, tmp_path):
             const ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
             navigator.mediaDevices.getUserMedia = () => ask({audio: {channelCount: {exact: 1}}});"""})
         driver.get(server.http)
-        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 20)
+        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 60)
         driver.find_element("id", "start").click()
-        notices = rig.wait_for("the page's notice", lambda: page_state(driver)["notices"], 20)
+        # a first Chromium start on a fresh machine (profile, audio stack) can take tens of seconds
+        notices = rig.wait_for("the page's notice", lambda: page_state(driver)["notices"], 60)
         time.sleep(1.0)
         st = page_state(driver)
         shown = driver.find_element("id", "notice").text
