@@ -8,7 +8,6 @@ parameters and holds the label's read-outs for ``info()``.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
