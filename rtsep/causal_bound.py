@@ -1,0 +1,127 @@
+"""The causal bound for the fd engine: frozen demixers, and batch AuxIVA fitted on the past only.
+
+An online separator at time t has seen [0, t]. Batch AuxIVA (pyroomacoustics,
+time-varying Gaussian model, many iterations from the identity) fitted on the
+same frames is what that past allows for this source model; the fd engine's
+demixers taken at t and batch AuxIVA's, each applied frozen to what follows t,
+compare the two without the voice label or the demixers' later changes in the
+way. Used by ``bench/fd_bound.py`` (the dev rooms) and the room specs.
+
+Benchmark and test material: needs pyroomacoustics (a test extra) for the
+batch fit; nothing in the runtime imports this module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.signal import ShortTimeFFT
+from scipy.signal.windows import hann
+
+from .metrics import improvement
+from .rooms import import_pyroomacoustics
+
+
+def _stft(fs: float, frame: int, hop: int) -> ShortTimeFFT:
+    return ShortTimeFFT(hann(frame, sym=False), hop, fs)
+
+
+def frozen_images(mix: np.ndarray, w: np.ndarray, fs: float, k_lo: int, hop: int | None = None,
+                  max_gain_db: float = 40.0) -> np.ndarray:
+    """Images at mic 1 of the two outputs of demixers held fixed over the whole signal.
+
+    Parameters
+    ----------
+    mix : ndarray, shape (n, 2)
+        The two microphones.
+    w : ndarray, shape (frame // 2 + 1, 2, 2), complex
+        Demixers in rtsep's convention (:mod:`rtsep.kernels.iva`): output
+        ``y_q = sum_m conj(w[k, q, m]) x_m``; the frame length follows from the bins.
+    fs : float
+        Sample rate (Hz).
+    k_lo : int
+        Bins below this go wholly to output 2 (the background), as in the engine.
+    hop : int, optional
+        STFT hop (samples); a quarter of the frame by default.
+    max_gain_db : float
+        Cap on a bin's gain from the mics to an image, the engine's
+        ``max_gain_db``: an ill-conditioned bin would give two huge images that cancel.
+
+    Returns
+    -------
+    ndarray, shape (2, n)
+        The two outputs' images at mic 1, projected back (they sum to mic 1).
+    """
+    frame = 2 * (w.shape[0] - 1)
+    s = _stft(fs, frame, hop or frame // 4)
+    x = s.stft(mix.T)                                   # (mic, bin, frame)
+    d = np.conj(w)                                      # y = D x
+    det = d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0]
+    ok = np.abs(det) > 1e-150
+    c = np.where(ok, d[:, 1, 1] / np.where(ok, det, 1.0), 0.0)
+    g2 = np.abs(c) ** 2 * (np.abs(d[:, 0, 0]) ** 2 + np.abs(d[:, 0, 1]) ** 2)
+    cap = 10.0 ** (max_gain_db / 20.0)
+    c = c * np.sqrt(np.minimum(1.0, cap * cap / np.maximum(g2, 1e-300)))
+    im0 = c[:, None] * (d[:, 0, 0, None] * x[0] + d[:, 0, 1, None] * x[1])
+    im0[:k_lo] = 0.0
+    y0 = s.istft(im0, k1=mix.shape[0])
+    return np.stack([y0, mix[:, 0] - y0])
+
+
+def batch_auxiva(mix: np.ndarray, fs: float, seconds: float | None, frame: int = 1024, hop: int | None = None,
+                 n_iter: int = 100) -> np.ndarray:
+    """Batch AuxIVA demixers (pyroomacoustics, Gaussian model) fitted on [0, seconds] only.
+
+    Parameters
+    ----------
+    mix : ndarray, shape (n, 2)
+        The two microphones.
+    fs : float
+        Sample rate (Hz).
+    seconds : float or None
+        Fit on the STFT frames that end before this time (s); None: the whole signal.
+    frame, hop : int
+        STFT frame and hop (samples); hop a quarter of the frame by default.
+    n_iter : int
+        Iterations from the identity.
+
+    Returns
+    -------
+    ndarray, shape (frame // 2 + 1, 2, 2), complex
+        Demixers in rtsep's convention (see :func:`frozen_images`); bins the
+        fit leaves singular stay unseparated (identity).
+    """
+    pra = import_pyroomacoustics()
+    hop = hop or frame // 4
+    x = _stft(fs, frame, hop).stft(mix.T).transpose(2, 1, 0)   # (frame, bin, mic)
+    if seconds is not None:
+        x = x[: int(round(seconds * fs / hop))]
+    _, wp = pra.bss.auxiva(x, n_iter=n_iter, proj_back=False, model="gauss", return_filters=True)
+    bad = ~np.all(np.isfinite(wp), axis=(1, 2))
+    wp[bad] = np.eye(2)
+    wp[np.abs(np.linalg.det(wp)) < 1e-12] = np.eye(2)
+    return np.conj(wp)                                  # pyroomacoustics: y = W x
+
+
+def sdr_improvement(outputs: np.ndarray, images: np.ndarray, mic0: np.ndarray, fs: float,
+                    start_s: float = 0.0) -> float:
+    """Mean BSS-Eval SDR improvement (dB) of two outputs over mic 1 on [start_s, end], best order.
+
+    Parameters
+    ----------
+    outputs, images : ndarray, shape (2, n)
+        The separated signals and the true images at mic 1 (voice, background).
+    mic0 : ndarray, shape (n,)
+        Mic 1, the unprocessed baseline.
+    fs : float
+        Sample rate (Hz).
+    start_s : float
+        Score from this time (s).
+    """
+    a = int(round(start_s * fs))
+    best = -math.inf
+    for order in ((0, 1), (1, 0)):
+        imp = improvement(outputs[list(order), a:], images[:, a:], mic0[a:])
+        best = max(best, float(np.mean(imp.sdr_improvement)))
+    return best
