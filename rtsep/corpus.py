@@ -863,7 +863,7 @@ def wants_corpus(args: Any) -> bool:
 
 def cmd_corpus(args: Any) -> int:
     """``rtsep replay IN... --out DIR`` over a corpus; exit 1 if some files failed."""
-    from .cli import engine_params, parse_channels
+    from .options import engine_params, parse_channels
     from .report import write_report
 
     # guard events and input notes go to each file's timing.json; as log lines they would name no file

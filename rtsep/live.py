@@ -44,6 +44,7 @@ import numpy as np
 from .config import MAX_CHANNELS, check_rate
 from .errors import AudioDeviceError, AudioFileError, ConfigError, DependencyError, RtsepError
 from .keys import KeyReader
+from .options import add_engine_options, engine_params
 
 #: What ``--play`` accepts: which separated signal goes to the output device.
 PLAY_MODES = ("voice", "background", "both", "none")
@@ -1128,16 +1129,7 @@ def add_live_arguments(p: argparse.ArgumentParser) -> None:
                    help="sample rate in Hz (default: the input device's default rate)")
     p.add_argument("--block", type=int, default=DEFAULT_BLOCK, metavar="FRAMES",
                    help=f"frames per audio callback (default {DEFAULT_BLOCK}); larger is safer, smaller is faster")
-    from .cli import DEFAULT_ENGINE, DEFAULT_ENGINE_WHY, ENGINE_HELP
-
-    p.add_argument("--engine", choices=("td", "fd"), default=DEFAULT_ENGINE,
-                   help=f"{ENGINE_HELP} ({DEFAULT_ENGINE_WHY})")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="engine parameter, repeatable (e.g. --param memory_s=3)")
-    p.add_argument("--voice", choices=("auto", "1", "2"), default="auto",
-                   help="which separated output is the voice: auto (the talker; between two talkers the near "
-                        "one) or pinned to output 1 or 2; the s key swaps them live")
-    p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")
+    add_engine_options(p, voice_help="; the s key swaps them live")
     p.add_argument("--play", choices=PLAY_MODES, default="voice",
                    help="what the output plays: voice, background, both (voice left, background right) or none")
     p.add_argument("--record", metavar="DIR", default=None,
@@ -1165,8 +1157,6 @@ def config_from_args(args: argparse.Namespace) -> LiveConfig:
     dur = getattr(args, "duration", None)
     if dur is not None and not (math.isfinite(dur) and dur > 0):
         raise ConfigError(f"--duration {dur}: give a positive number of seconds")
-    from .cli import engine_params  # --param / --config mean the same as for replay and demo
-
     output = args.output
     if getattr(args, "output_o", None) is not None:
         logging.getLogger("rtsep").warning("-o for the output device is deprecated (elsewhere -o names an output folder): "

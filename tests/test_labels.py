@@ -231,10 +231,10 @@ def test_the_evidence_kernel_agrees_with_its_numpy_reference():
 def test_the_command_line_pins_the_voice_counting_outputs_from_1():
     import argparse
 
-    from rtsep.cli import _add_engine_options, engine_params
+    from rtsep.options import add_engine_options, engine_params
 
     p = argparse.ArgumentParser()
-    _add_engine_options(p)
+    add_engine_options(p)
     assert engine_params(p.parse_args(["--voice", "2"])) == {"voice": 1}
     assert engine_params(p.parse_args(["--voice", "1"])) == {"voice": 0}
     assert "voice" not in engine_params(p.parse_args([]))
