@@ -120,7 +120,7 @@ class NoPortAudio(importlib.abc.MetaPathFinder):
         if name == "sounddevice":
             raise OSError("PortAudio library not found")
 sys.meta_path.insert(0, NoPortAudio())
-import rtsep, rtsep.live, rtsep.dashboard
+import rtsep, rtsep.live, rtsep.live.dashboard
 assert "sounddevice" not in sys.modules
 from rtsep.errors import DependencyError
 for f in (rtsep.live.list_devices, lambda: rtsep.live.LiveSession(rtsep.live.LiveConfig()).open()):
@@ -371,18 +371,19 @@ def test_fake_stream_channel_selection_and_mono_output(fake_sd, tmp_path: Path) 
 
 def test_recorder_drops_when_full_and_keeps_time(fake_sd, tmp_path: Path, monkeypatch) -> None:
     from rtsep import live
+    from rtsep.live import recorder
 
     feed = np.ones((256 * 30, 2), np.float32)
     sd = fake_sd(feed)
     gate = threading.Event()
-    real_write = live._Recorder._write
+    real_write = recorder.Recorder._write
 
     def slow_write(self, blk, m):
         gate.wait(10)  # the "disk" stalls until the stream has ended
         real_write(self, blk, m)
 
-    monkeypatch.setattr(live, "RECORD_BUFFER_S", 0.0)   # pool = 16 slots
-    monkeypatch.setattr(live._Recorder, "_write", slow_write)
+    monkeypatch.setattr(recorder, "RECORD_BUFFER_S", 0.0)   # pool = 16 slots
+    monkeypatch.setattr(recorder.Recorder, "_write", slow_write)
     s = live.LiveSession(live.LiveConfig(input=0, output=0, play="none", record=tmp_path),
                          separator=_CopySeparator())
     s.start()
@@ -474,7 +475,7 @@ def test_dashboard_renders_without_a_terminal() -> None:
 
     from rich.console import Console
 
-    from rtsep import dashboard
+    from rtsep.live import dashboard
     from rtsep.live import LiveStats
 
     st = LiveStats(state="running", elapsed_s=3.2, fs=16000, block=256, frames=51200, callbacks=200, xruns=1,
