@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_rooms as br  # noqa: E402
 
 from rtsep.metrics import improvement  # noqa: E402
-from rtsep.rooms import import_pyroomacoustics  # noqa: E402
+from rtsep.material.rooms import import_pyroomacoustics  # noqa: E402
 
 N_FFT, HOP, MIN_HZ = 1024, 256, 60.0
 

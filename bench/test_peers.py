@@ -15,7 +15,9 @@ import json
 import numpy as np
 import pytest
 
-from rtsep import bench, speech
+from rtsep import bench
+
+from rtsep.material import speech
 
 pytestmark = pytest.mark.skipif(not speech.available("it"),
                                 reason="real speech needs asterisk-core-sounds-it-g722 and G722 (tools/dev.sh setup)")

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtsep import Separator, signals
+from rtsep import Separator
+
+from rtsep.material import signals
 from rtsep.cli import main
 
 from .conftest import FS

@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtsep import corpus, signals
+from rtsep import corpus
+
+from rtsep.material import signals
 from rtsep.cli import main
 from rtsep.corpus import CorpusFile, discover, parse_shard, run_corpus, shard
 from rtsep.errors import ConfigError, DependencyError

@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep import Separator, music, signals, speech
+from rtsep import Separator
+
+from rtsep.material import music, signals, speech
 from rtsep.metrics import sliding_sir_improvement
 
 from .conftest import FS, NO_JIT, instantaneous_mix, require_speech
@@ -67,7 +69,7 @@ def test_over_real_music_the_voice_output_is_the_talker_for_30_s(talker_over_rea
     if engine == "td":
         x, images = instantaneous_mix(voice, bg, 10.0, seed=4)
     else:
-        from rtsep.rooms import import_pyroomacoustics, simulate_room
+        from rtsep.material.rooms import import_pyroomacoustics, simulate_room
 
         import_pyroomacoustics()
         room = simulate_room(voice, bg, FS, rt60=0.3, spacing=0.05, talker_dist=0.8, background_dist=1.8, seed=3)
@@ -122,7 +124,7 @@ def test_between_two_talkers_the_voice_is_the_louder_one_at_the_reference_mic(lo
 @pytest.mark.skipif(NO_JIT, reason="tens of seconds of audio; run compiled")
 def test_in_a_room_the_voice_is_the_near_talker():
     require_speech()
-    from rtsep.rooms import import_pyroomacoustics, simulate_room
+    from rtsep.material.rooms import import_pyroomacoustics, simulate_room
 
     import_pyroomacoustics()
     it = speech.talker("it", 20.0, seed=2).astype(np.float64)

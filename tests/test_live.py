@@ -94,7 +94,7 @@ def _mixture(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
     Returns (mics (n, 2) float32, images at mic 1 (n, 2) float64, mixing matrix).
     """
     n = int(seconds * FS)
-    from rtsep import signals, speech
+    from rtsep.material import signals, speech
 
     talk, fs = speech.demo_clip()
     assert fs == FS
@@ -328,7 +328,8 @@ def test_fake_stream_records_plays_and_counts(fake_sd, tmp_path: Path) -> None:
 
 def test_the_swap_key_swaps_voice_and_background_at_once_and_keeps_them_swapped(fake_sd, tmp_path: Path) -> None:
     """What the dashboard's s key does: between two blocks, voice and background trade places."""
-    from rtsep import Separator, signals
+    from rtsep import Separator
+    from rtsep.material import signals
     from rtsep.live import LiveConfig, LiveSession
 
     n = 256 * 250

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep import Separator, separate, signals
+from rtsep import Separator, separate
+
+from rtsep.material import signals
 from rtsep.engines.td import TimeDomainEngine
 
 from . import naive

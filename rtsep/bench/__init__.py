@@ -1,9 +1,9 @@
 """``rtsep bench``: rtsep against published separators, on the same mixtures, in one run.
 
 Every method sees the same two-microphone mixtures of real speech (the Italian
-talker of :mod:`rtsep.speech`) with a music-like or babble background:
+talker of :mod:`rtsep.material.speech`) with a music-like or babble background:
 instantaneous 2×2 mixing at condition numbers 2 and 20 and, when
-pyroomacoustics works, simulated rooms (:mod:`rtsep.rooms`). Scores are
+pyroomacoustics works, simulated rooms (:mod:`rtsep.material.rooms`). Scores are
 BSS-Eval improvements over the unprocessed reference mic (:mod:`rtsep.metrics`).
 
 Peers (each optional; a missing one is reported as "not installed"):

@@ -43,7 +43,7 @@ class Mixture:
 
 
 def _background(kind: str, n: int, seed: int) -> np.ndarray:
-    from rtsep import signals
+    from rtsep.material import signals
 
     if kind == "music":
         return signals.music_like(n, FS, seed)
@@ -66,7 +66,7 @@ def instantaneous(bg: str, cond: float, seconds: float, seed: int) -> Mixture:
     seed : int
         Seed of the talker's prompt order, the background and the matrix.
     """
-    from rtsep import signals, speech
+    from rtsep.material import signals, speech
 
     n = int(round(seconds * FS))
     s = np.stack([speech.talker("it", seconds, seed=seed)[:n], _background(bg, n, seed)], axis=1)
@@ -77,7 +77,7 @@ def instantaneous(bg: str, cond: float, seconds: float, seed: int) -> Mixture:
 
 
 def room(bg: str, rt60: float, seconds: float, seed: int, spacing: float = 0.05) -> Mixture:
-    """Real talker + background in a simulated shoebox room (:func:`rtsep.rooms.simulate_room`).
+    """Real talker + background in a simulated shoebox room (:func:`rtsep.material.rooms.simulate_room`).
 
     Parameters
     ----------
@@ -92,7 +92,7 @@ def room(bg: str, rt60: float, seconds: float, seed: int, spacing: float = 0.05)
     spacing : float
         Microphone spacing (m).
     """
-    from rtsep import rooms, speech
+    from rtsep.material import rooms, speech
 
     n = int(round(seconds * FS))
     r = rooms.simulate_room(speech.talker("it", seconds, seed=seed)[:n], _background(bg, n, seed), FS,

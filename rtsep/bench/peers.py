@@ -100,7 +100,7 @@ def run_picard(m: Mixture) -> Run:
 
 def _run_pra(m: Mixture, algo: str) -> Run:
     try:
-        from rtsep.rooms import import_pyroomacoustics
+        from rtsep.material.rooms import import_pyroomacoustics
 
         pra = import_pyroomacoustics()
     except Exception:
@@ -133,7 +133,7 @@ def run_trinicon(m: Mixture) -> Run:
     learnt up to it, so its algorithmic latency is one block.
     """
     try:
-        from rtsep.rooms import import_pyroomacoustics
+        from rtsep.material.rooms import import_pyroomacoustics
 
         pra = import_pyroomacoustics()
     except Exception:
