@@ -326,6 +326,25 @@ def test_fake_stream_records_plays_and_counts(fake_sd, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.part"))
 
 
+def test_the_separator_is_compiled_before_any_stream_opens(fake_sd) -> None:
+    """No numba compile inside the audio callback: warmup() runs before PortAudio has a stream."""
+    from rtsep.live import LiveConfig, LiveSession
+
+    sd = fake_sd(np.zeros((256 * 4, 2), np.float32))
+    streams_at_warmup: list[int] = []
+
+    class Recording(_CopySeparator):
+        def warmup(self):
+            streams_at_warmup.append(len(sd.streams))
+            return self
+
+    s = LiveSession(LiveConfig(input="fake duplex", output="fake duplex", play="none"), separator=Recording())
+    s.start()
+    assert _wait_until(lambda: not sd.streams[0].active, 10)
+    s.stop("duration")
+    assert streams_at_warmup == [0]
+
+
 def test_the_swap_key_swaps_voice_and_background_at_once_and_keeps_them_swapped(fake_sd, tmp_path: Path) -> None:
     """What the dashboard's s key does: between two blocks, voice and background trade places."""
     from rtsep import Separator
