@@ -130,7 +130,7 @@ COUNTERS = np.dtype([
 
 
 def new_counters() -> np.recarray:
-    """Zeroed :data:`COUNTERS` for a new stream (a recarray of length 1; give the kernel :func:`kernel_record` of it)."""
+    """Zeroed :data:`COUNTERS` for a new stream: a recarray of length 1 (the kernel takes its :func:`kernel_record`)."""
     return np.zeros(1, dtype=COUNTERS).view(np.recarray)
 
 
