@@ -1,8 +1,8 @@
 """Corpus replay throughput (issue 20): serial vs ``--jobs N`` vs ``--dask local``.
 
 Generates ``--files`` two-microphone recordings of ``--seconds`` each (real
-speech from :func:`rtsep.speech.talker`, Italian and Russian voices in turn,
-mixed with :func:`rtsep.signals.pink_noise` through a 2×2 matrix of condition
+speech from :func:`rtsep.material.speech.talker`, Italian and Russian voices in turn,
+mixed with :func:`rtsep.material.signals.pink_noise` through a 2×2 matrix of condition
 number 3; 16 kHz 16-bit WAV) into a temporary folder, then times::
 
     rtsep replay IN --out OUT --jobs 1
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from rtsep import signals, speech
+from rtsep.material import signals, speech
 
 FS = 16000
 
@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Corpus replay throughput (`rtsep replay FOLDER --out DIR`)", "",
         f"{args.files} files of {args.seconds:g} s ({args.files * args.seconds / 3600:.2f} h): real speech "
-        "(rtsep.speech.talker, it/ru) + pink noise through a 2×2 mixing matrix (condition 3), 16 kHz 16-bit WAV; "
-        f"engine `{args.engine}`, block 256. Each row is one fresh `rtsep replay` process (pool / cluster "
-        "start-up, reading, separating, writing, manifest and summary included; Numba cache warm).", "",
+        "(rtsep.material.speech.talker, it/ru) + pink noise through a 2×2 mixing matrix (condition 3), "
+        f"16 kHz 16-bit WAV; engine `{args.engine}`, block 256. Each row is one fresh `rtsep replay` process "
+        "(pool / cluster start-up, reading, separating, writing, manifest and summary included; Numba cache warm).", "",
         f"Machine: {machine()}, shared with other developers. Date: {date}. Script: "
         f"`bench/bench_corpus.py --files {args.files} --seconds {args.seconds:g} --engine {args.engine} "
         f"--jobs {args.jobs}`.", "",

@@ -56,11 +56,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 
 import numpy as np  # noqa: E402
 
-from rtsep import signals, speech  # noqa: E402
+from rtsep.material import signals, speech  # noqa: E402
 from rtsep.engines.fd import FrequencyDomainEngine  # noqa: E402
 from rtsep.kernels.stft import pr_windows  # noqa: E402
 from rtsep.metrics import improvement  # noqa: E402
-from rtsep.rooms import RoomMix, import_pyroomacoustics, simulate_room  # noqa: E402
+from rtsep.material.rooms import RoomMix, import_pyroomacoustics, simulate_room  # noqa: E402
 from rtsep.separator import Separator  # noqa: E402
 
 FS = 16000

@@ -1,7 +1,7 @@
 """A development set of real material for the voice label: who is the talker?
 
 32 two-microphone mixtures of 30 s at 16 kHz, built from real recordings only:
-a talker (:func:`rtsep.speech.talker`, Italian male or Russian female prompts)
+a talker (:func:`rtsep.material.speech.talker`, Italian male or Russian female prompts)
 against real produced music (Debian ``drascula-music`` and ``asc-music``), pink
 noise, babble and café of real prompts, or a second real talker. Half are
 instantaneous (2×2 gains, condition number 2-50; meant for the ``td`` engine),
@@ -47,9 +47,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtsep import music, signals, speech
+from rtsep.material import music, signals, speech
 from rtsep.errors import ConfigError, DependencyError
-from rtsep.rooms import import_pyroomacoustics, simulate_room
+from rtsep.material.rooms import import_pyroomacoustics, simulate_room
 
 FS = 16000
 """Sample rate of every mixture (Hz)."""
@@ -68,7 +68,7 @@ KINDS = ("music", "noise", "babble", "cafe", "talker")
 """Background kinds; ``"talker"`` is the talker-vs-talker group, the others are non-speech
 (babble and café hold speech, but no single talker competing for the label)."""
 
-_PEAK = 0.5  # common peak of the mixture, as rtsep.rooms gives its rooms (-6 dBFS)
+_PEAK = 0.5  # common peak of the mixture, as rtsep.material.rooms gives its rooms (-6 dBFS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Case:
     voice_lang : {"it", "ru"}
         The talker's voice (source 0): Italian male or Russian female.
     voice_seed : int
-        Seed of :func:`rtsep.speech.talker` for the talker.
+        Seed of :func:`rtsep.material.speech.talker` for the talker.
     background : str
         ``"drascula/track6"`` / ``"asc/machine_wars"`` (music), ``"pink"``, ``"babble"``,
         ``"cafe"``, or ``"it"`` / ``"ru"`` (a second talker).
@@ -316,7 +316,7 @@ def background(case: Case) -> np.ndarray:
 
 
 def _instantaneous(case: Case, voice: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mix with :func:`rtsep.signals.mixing_matrix` (``A[mic, source]``), TBR set at mic 0."""
+    """Mix with :func:`rtsep.material.signals.mixing_matrix` (``A[mic, source]``), TBR set at mic 0."""
     A = signals.mixing_matrix(case.cond, case.mix_seed)
     p_v = np.mean((A[0, 0] * voice) ** 2)
     p_b = np.mean((A[0, 1] * bg) ** 2)

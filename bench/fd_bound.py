@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import devset  # noqa: E402
 
-from rtsep.causal_bound import batch_auxiva, frozen_images, sdr_improvement  # noqa: E402
+from rtsep.material.causal_bound import batch_auxiva, frozen_images, sdr_improvement  # noqa: E402
 from rtsep.engines.fd import FrequencyDomainEngine  # noqa: E402
 
 FS = devset.FS
@@ -59,12 +59,12 @@ BLOCK = 256
 
 
 def apply_demixers(mix: np.ndarray, w: np.ndarray, k_lo: int) -> np.ndarray:
-    """Images (2, n) at mic 1 of demixers ``w`` held fixed (:func:`rtsep.causal_bound.frozen_images`)."""
+    """Images (2, n) at mic 1 of demixers ``w`` held fixed (:func:`rtsep.material.causal_bound.frozen_images`)."""
     return frozen_images(mix, w, FS, k_lo)
 
 
 def auxiva_demixers(mix: np.ndarray, seconds: float | None, n_iter: int = 100) -> np.ndarray:
-    """Batch AuxIVA fitted on [0, seconds] (:func:`rtsep.causal_bound.batch_auxiva`)."""
+    """Batch AuxIVA fitted on [0, seconds] (:func:`rtsep.material.causal_bound.batch_auxiva`)."""
     return batch_auxiva(mix, FS, seconds, FRAME, HOP, n_iter)
 
 

@@ -57,7 +57,7 @@ import devset  # noqa: E402
 
 from rtsep import Separator  # noqa: E402
 from rtsep.bench import cpu_name  # noqa: E402
-from rtsep.cli import engine_params  # noqa: E402
+from rtsep.options import engine_params  # noqa: E402
 from rtsep.errors import DependencyError  # noqa: E402
 from rtsep.metrics import improvement, sliding_sir_improvement  # noqa: E402
 

@@ -15,7 +15,9 @@ import json
 import numpy as np
 import pytest
 
-from rtsep import bench, speech
+from rtsep import bench
+
+from rtsep.material import speech
 
 pytestmark = pytest.mark.skipif(not speech.available("it"),
                                 reason="real speech needs asterisk-core-sounds-it-g722 and G722 (tools/dev.sh setup)")
@@ -56,8 +58,10 @@ def test_bench_cli_writes_results_and_reports_missing_peers_as_rows(tmp_path, mo
         raise bench.NotInstalled("nopkg")
 
     monkeypatch.setitem(bench.METHODS, "Missing peer", missing)
-    monkeypatch.setattr(bench, "mixtures", lambda quick, log=print: [bench.instantaneous("music", 2, 3.0, 3)])
-    monkeypatch.setattr(bench, "td_speed", lambda quick: [])
+    from rtsep.bench import runner  # what the run calls, patched where it is looked up
+
+    monkeypatch.setattr(runner, "mixtures", lambda quick, log=print: [bench.instantaneous("music", 2, 3.0, 3)])
+    monkeypatch.setattr(runner, "td_speed", lambda quick: [])
     p = argparse.ArgumentParser()
     bench.add_bench_arguments(p)
     args = p.parse_args(["--quick", "--out", str(tmp_path), "--methods", "rtsep td,Missing peer"])

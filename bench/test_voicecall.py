@@ -40,7 +40,7 @@ _PEERS = {"run_webrtc": "webrtc_noise_gain", "run_rnnoise": "pyrnnoise", "run_df
 def test_each_suppressor_returns_an_aligned_output_that_removes_noise(fn: str) -> None:
     if importlib.util.find_spec(_PEERS[fn]) is None:
         pytest.skip(f"{_PEERS[fn]} not installed (pip install -e .[voicecall])")
-    from rtsep.speech import demo_clip
+    from rtsep.material.speech import demo_clip
 
     s, fs = demo_clip()
     s = s[:3 * fs].astype(np.float64)

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import voicecall as vc  # noqa: E402
-from rtsep.rooms import RoomMix  # noqa: E402
+from rtsep.material.rooms import RoomMix  # noqa: E402
 
 DEFAULT_VARIANTS = ("suppress_db=12", "suppress_db=18", "suppress_db=24")
 

@@ -1,7 +1,7 @@
 """Voice-call quality (issue 16): rtsep fd (post-filter inside) against the noise suppressors people use.
 
-Every option gets the same simulated two-microphone rooms (:func:`rtsep.rooms.simulate_room`):
-a real talker (Italian voice of :mod:`rtsep.speech`) against one of five background
+Every option gets the same simulated two-microphone rooms (:func:`rtsep.material.rooms.simulate_room`):
+a real talker (Italian voice of :mod:`rtsep.material.speech`) against one of five background
 classes — real music (Debian ``drascula-music``), pink noise, babble, café, a second
 talker (Russian voice) — two rooms per class. The single-channel suppressors are fed
 mic 0; rtsep gets both mics. Every output is aligned with mic 0 before scoring:
@@ -60,10 +60,10 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 import numpy as np  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
-from rtsep import signals, speech  # noqa: E402
+from rtsep.material import signals, speech  # noqa: E402
 from rtsep.metrics import improvement  # noqa: E402
 from rtsep.postfilter import DEFAULT_SUPPRESS_DB, PostFilter, filter_signal  # noqa: E402
-from rtsep.rooms import RoomMix, simulate_room  # noqa: E402
+from rtsep.material.rooms import RoomMix, simulate_room  # noqa: E402
 
 FS = 16000
 BLOCK = 256

@@ -11,95 +11,13 @@ import argparse
 import logging
 import os
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import ConfigError, RtsepError
+from .errors import RtsepError
 from .io_files import OUTPUT_SUBTYPES
-
-
-def _parse_value(text: str) -> Any:
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
-
-
-#: the top-level tables of a ``--config`` file, one per engine
-ENGINE_TABLES = ("td", "fd")
-
-
-def engine_params(args: argparse.Namespace) -> dict[str, Any]:
-    """Engine parameters from ``--config FILE.toml`` (table ``[td]``/``[fd]``) and ``--param k=v``."""
-    params: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        path = Path(args.config)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"--config {path}: no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"--config {path} is not valid TOML: {exc}") from None
-        unknown = sorted(set(data) - set(ENGINE_TABLES))
-        if unknown:
-            raise ConfigError(f"--config {path}: unknown table or key {', '.join(map(repr, unknown))}; "
-                              f"known: {', '.join(ENGINE_TABLES)}")
-        params.update(data.get(args.engine, {}))
-    for item in getattr(args, "param", None) or []:
-        key, sep, val = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--param {item!r} should look like name=value, e.g. --param memory_s=3")
-        params[key.strip()] = _parse_value(val.strip())
-    voice = getattr(args, "voice", "auto")
-    if voice not in (None, "auto"):
-        params["voice"] = int(voice) - 1  # people count outputs from 1, the API from 0
-    return params
-
-
-def parse_channels(text: str | None) -> list[int] | None:
-    """``"1,2"`` → ``[1, 2]`` (1-based channel numbers)."""
-    if text is None:
-        return None
-    try:
-        chans = [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise ConfigError(f"--channels {text!r} should be channel numbers like 1,2") from None
-    if len(chans) < 2:
-        raise ConfigError(f"--channels {text!r} names {len(chans)} channel(s); separation needs 2, e.g. 1,2")
-    return chans
-
-
-#: Engine for recordings and microphones. Every real two-mic recording is a
-#: convolutive (room) mixture, where td measured −3.5 dB SDR improvement (it
-#: makes things worse) and fd about +5 dB (bench/RESULTS.md); td stays one
-#: flag away for zero-latency use on instantaneous mixtures.
-DEFAULT_ENGINE = "fd"
-ENGINE_HELP = ("fd: frequency-domain online IVA for real rooms, one frame (1023 samples = 63.9 ms at 16 kHz) "
-               "of delay; td: time-domain PCA + kurtosis ICA, no added delay, for instantaneous mixtures "
-               "(coincident mics, synthetic mixes)")
-#: why the commands that take recordings or microphones default to fd (the Python API defaults to td)
-DEFAULT_ENGINE_WHY = ("default: fd, because every real two-mic recording is a room mixture, where td was "
-                      "measured to make things worse")
-
-
-def _add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE,
-                        why: str = DEFAULT_ENGINE_WHY) -> None:
-    p.add_argument("--engine", choices=("td", "fd"), default=default, help=f"{ENGINE_HELP} ({why})")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="engine parameter, repeatable (e.g. --param memory_s=3)")
-    p.add_argument("--config", metavar="FILE.toml", help="engine parameters from a TOML file ([td] / [fd] tables)")
-    p.add_argument("--voice", choices=("auto", "1", "2"), default="auto",
-                   help="which separated output is the voice: auto (the talker; between two talkers the near "
-                        "one) or pinned to output 1 or 2")
-
-
-def _add_verbose(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="also print routine guard actions (statistics restarted, weights refused…)")
+from .options import add_engine_options, add_verbose, engine_params, parse_channels
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -197,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
     r.add_argument("--channels", help="1-based channels to use from a multichannel file, e.g. 1,2")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    _add_verbose(r)
-    _add_engine_options(r)
+    add_verbose(r)
+    add_engine_options(r)
     corpus.add_corpus_arguments(r)
     r.set_defaults(func=cmd_replay)
 
@@ -213,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=1, help="seed of the mixing matrix and background (default 1)")
     d.add_argument("--block", type=int, default=256, help="block length in samples (default 256)")
     d.add_argument("--no-plot", action="store_true", help="do not write demo.png")
-    _add_engine_options(d, default="td", why="default: td, because the demo's mixture is instantaneous by "
+    add_engine_options(d, default="td", why="default: td, because the demo's mixture is instantaneous by "
                                              "construction, where td separates best and adds no delay")
-    _add_verbose(d)
+    add_verbose(d)
     d.set_defaults(func=cmd_demo)
 
     # none of these modules imports sounddevice, websockets or a peer at import time
@@ -234,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
              report.add_report_arguments, report.cmd_report)):
         sp = sub.add_parser(name, help=help_text)
         add_arguments(sp)
-        _add_verbose(sp)
+        add_verbose(sp)
         sp.set_defaults(func=command)
     return p
 

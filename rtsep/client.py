@@ -16,22 +16,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import DependencyError, RtsepError
-from .service import FORMATS
+from .errors import RtsepError
+from .options import add_engine_options, engine_params, parse_channels
+from .service import FORMATS, websockets_part
 
 
 class ServiceError(RtsepError):
     """The server is unreachable, refused the stream, or closed it with an error."""
 
     exit_code = 7
-
-
-def _connect_fn():
-    try:
-        from websockets.sync.client import connect
-    except ImportError as exc:
-        raise DependencyError(f"rtsep client needs the websockets package (pip install 'websockets>=13'): {exc}") from None
-    return connect
 
 
 class SeparationClient:
@@ -71,7 +64,7 @@ class SeparationClient:
     def __init__(self, url: str, fs: float, channels: int = 2, engine: str = "td", format: str = "float32",
                  block: int = 256, params: dict[str, Any] | None = None, token: str | None = None,
                  out_format: str | None = None, timeout: float = 30.0) -> None:
-        connect = _connect_fn()
+        connect = websockets_part("sync.client", "rtsep client").connect
         if format not in FORMATS:
             raise ServiceError(f"format must be float32 or int16, got {format!r}")
         self.url, self.channels, self.format, self.block, self.timeout = url, int(channels), format, int(block), timeout
@@ -264,21 +257,12 @@ def add_client_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", help="1-based channels to use from a multichannel file, e.g. 1,2")
     p.add_argument("--token", default=None, help="server token (default: $RTSEP_TOKEN)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
-    from .cli import DEFAULT_ENGINE, DEFAULT_ENGINE_WHY, ENGINE_HELP
-
     # the same default as `rtsep replay`: the same recording must not be separated differently
-    p.add_argument("--engine", choices=("td", "fd"), default=DEFAULT_ENGINE,
-                   help=f"engine the server runs for this stream: {ENGINE_HELP} ({DEFAULT_ENGINE_WHY})")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="engine parameter, repeatable")
-    p.add_argument("--voice", choices=("auto", "1", "2"), default="auto",
-                   help="which separated output is the voice: auto (the talker; between two talkers the near "
-                        "one) or pinned to output 1 or 2")
+    add_engine_options(p, engine_help="engine the server runs for this stream: ", config=False)
 
 
 def cmd_client(args: argparse.Namespace) -> int:
     """Stream a file through ``rtsep serve`` and write the separated WAVs."""
-    from .cli import engine_params, parse_channels
-
     t = stream_file(args.input, args.server, args.out, engine=args.engine, block=args.block, format=args.format,
                     realtime=args.realtime, channels=parse_channels(args.channels), params=engine_params(args),
                     token=args.token)

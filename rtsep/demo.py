@@ -18,8 +18,8 @@ from .io_files import AtomicWavWriter, prepare_out_dir
 from .metrics import improvement, sliding_sir_improvement
 from .plots import StreamSummary, separation_figure
 from .separator import Separator
-from .signals import cafe, mix, mixing_matrix, music_like, pink_noise
-from .speech import demo_clip
+from .material.signals import cafe, mix, mixing_matrix, music_like, pink_noise
+from .material.speech import demo_clip
 from .warm import compile_notice
 
 

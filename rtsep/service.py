@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import math
@@ -92,6 +93,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -113,13 +115,18 @@ CLOSE_INTERNAL = 1011
 CLOSE_TRY_LATER = 1013
 
 
-def _websockets():
+def websockets_part(module: str, command: str) -> ModuleType:
+    """``websockets.<module>`` (the package is optional), for ``rtsep serve`` and ``rtsep client``.
+
+    Raises
+    ------
+    DependencyError
+        Naming ``command`` and the install line, if websockets is missing or too old.
+    """
     try:
-        import websockets  # noqa: F401
-        from websockets.asyncio.server import serve
+        return importlib.import_module(f"websockets.{module}")
     except ImportError as exc:
-        raise DependencyError(f"rtsep serve/client need the websockets package (pip install 'websockets>=13'): {exc}") from None
-    return serve
+        raise DependencyError(f"{command} needs the websockets package (pip install 'websockets>=13'): {exc}") from None
 
 
 @dataclass
@@ -315,7 +322,7 @@ class SeparationServer:
 
     async def start(self) -> "SeparationServer":
         """Bind and start accepting connections."""
-        serve = _websockets()
+        serve = websockets_part("asyncio.server", "rtsep serve").serve
         try:
             self._server = await serve(
                 self._session, self.config.host, self.config.port,

@@ -19,7 +19,7 @@ settings.register_profile("gate", derandomize=True, database=None, deadline=None
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
-from rtsep import signals, speech  # noqa: E402
+from rtsep.material import signals, speech  # noqa: E402
 
 FS = 16000
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"

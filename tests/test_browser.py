@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rtsep import signals, speech
+from rtsep.material import signals, speech
 from rtsep.metrics import improvement
 from tests import browser_rig as rig
 from tests.conftest import require_speech

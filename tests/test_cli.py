@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtsep import Separator, signals
+from rtsep import Separator
+
+from rtsep.material import signals
 from rtsep.cli import main
 
 from .conftest import FS
@@ -293,7 +295,8 @@ def test_a_truncated_wav_is_separated_with_one_warning_saying_so(stereo, tmp_pat
 
 
 def test_the_commands_that_take_recordings_share_one_default_engine_and_say_why():
-    from rtsep.cli import DEFAULT_ENGINE, build_parser
+    from rtsep.cli import build_parser
+    from rtsep.options import DEFAULT_ENGINE
 
     parser = build_parser()
     defaults = {"replay": parser.parse_args(["replay", "in.wav", "-o", "d"]).engine,

@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtsep import corpus, signals
+from rtsep import corpus
+
+from rtsep.material import signals
 from rtsep.cli import main
 from rtsep.corpus import CorpusFile, discover, parse_shard, run_corpus, shard
 from rtsep.errors import ConfigError, DependencyError
@@ -243,7 +245,7 @@ def test_an_interrupted_run_resumes_and_ends_with_the_outputs_of_an_uninterrupte
 def test_two_runs_on_one_manifest_at_once_are_refused(tmp_path):
     tree, out = _make_corpus(tmp_path / "in", bad=False), tmp_path / "out"
     out.mkdir()
-    with corpus._ManifestLock(out / "manifest.json"):  # as a run in progress holds it
+    with corpus.ManifestLock(out / "manifest.json"):  # as a run in progress holds it
         with pytest.raises(ConfigError, match="another rtsep replay is writing"):
             run_corpus([str(tree)], out, engine="td", jobs=1)
         assert run_corpus([str(tree)], out, engine="td", jobs=1, shard_kn=(1, 2)).done == 2  # its own manifest

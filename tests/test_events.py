@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import soundfile as sf
 
-from rtsep import Separator, signals
+from rtsep import Separator
+
+from rtsep.material import signals
 from rtsep.cli import main
 from rtsep.events import GuardLog
 

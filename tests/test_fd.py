@@ -452,7 +452,7 @@ def test_instantaneous_mixture_is_separated_within_seconds() -> None:
 def _rooms_available() -> bool:
     if importlib.util.find_spec("pyroomacoustics") is None:
         return False
-    from rtsep import speech
+    from rtsep.material import speech
 
     return speech.available()
 
@@ -463,8 +463,8 @@ def rooms():
         pytest.skip("room quality needs seconds of audio; too slow without the JIT")
     if not _rooms_available():
         pytest.skip("needs pyroomacoustics, the Debian speech prompt packages and G722")
-    from rtsep import signals, speech
-    from rtsep.rooms import simulate_room
+    from rtsep.material import signals, speech
+    from rtsep.material.rooms import simulate_room
 
     seconds = 8.0
     n = int(seconds * FS)

@@ -158,5 +158,5 @@ def test_engine_output_matches_a_naive_numpy_implementation_of_the_same_maths():
     a = np.linalg.inv(d)
     np.testing.assert_allclose(eng.w[0], a[0, 0] * d[0], rtol=1e-7)
     # the voice weights glide to w[voice] over the K samples after each update (no zipper noise)
-    assert eng.cnt[0] % k == 0
+    assert eng.counters[0].samples % k == 0
     np.testing.assert_allclose(eng.wv + k * eng.dv, eng.w[eng.lab[0]], rtol=1e-9, atol=1e-12)

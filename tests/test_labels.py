@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep import Separator, music, signals, speech
+from rtsep import Separator
+
+from rtsep.material import music, signals, speech
 from rtsep.metrics import sliding_sir_improvement
 
 from .conftest import FS, NO_JIT, instantaneous_mix, require_speech
@@ -67,7 +69,7 @@ def test_over_real_music_the_voice_output_is_the_talker_for_30_s(talker_over_rea
     if engine == "td":
         x, images = instantaneous_mix(voice, bg, 10.0, seed=4)
     else:
-        from rtsep.rooms import import_pyroomacoustics, simulate_room
+        from rtsep.material.rooms import import_pyroomacoustics, simulate_room
 
         import_pyroomacoustics()
         room = simulate_room(voice, bg, FS, rt60=0.3, spacing=0.05, talker_dist=0.8, background_dist=1.8, seed=3)
@@ -122,7 +124,7 @@ def test_between_two_talkers_the_voice_is_the_louder_one_at_the_reference_mic(lo
 @pytest.mark.skipif(NO_JIT, reason="tens of seconds of audio; run compiled")
 def test_in_a_room_the_voice_is_the_near_talker():
     require_speech()
-    from rtsep.rooms import import_pyroomacoustics, simulate_room
+    from rtsep.material.rooms import import_pyroomacoustics, simulate_room
 
     import_pyroomacoustics()
     it = speech.talker("it", 20.0, seed=2).astype(np.float64)
@@ -231,10 +233,10 @@ def test_the_evidence_kernel_agrees_with_its_numpy_reference():
 def test_the_command_line_pins_the_voice_counting_outputs_from_1():
     import argparse
 
-    from rtsep.cli import _add_engine_options, engine_params
+    from rtsep.options import add_engine_options, engine_params
 
     p = argparse.ArgumentParser()
-    _add_engine_options(p)
+    add_engine_options(p)
     assert engine_params(p.parse_args(["--voice", "2"])) == {"voice": 1}
     assert engine_params(p.parse_args(["--voice", "1"])) == {"voice": 0}
     assert "voice" not in engine_params(p.parse_args([]))

@@ -94,7 +94,7 @@ def _mixture(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.
     Returns (mics (n, 2) float32, images at mic 1 (n, 2) float64, mixing matrix).
     """
     n = int(seconds * FS)
-    from rtsep import signals, speech
+    from rtsep.material import signals, speech
 
     talk, fs = speech.demo_clip()
     assert fs == FS
@@ -120,7 +120,7 @@ class NoPortAudio(importlib.abc.MetaPathFinder):
         if name == "sounddevice":
             raise OSError("PortAudio library not found")
 sys.meta_path.insert(0, NoPortAudio())
-import rtsep, rtsep.live, rtsep.dashboard
+import rtsep, rtsep.live, rtsep.live.dashboard
 assert "sounddevice" not in sys.modules
 from rtsep.errors import DependencyError
 for f in (rtsep.live.list_devices, lambda: rtsep.live.LiveSession(rtsep.live.LiveConfig()).open()):
@@ -326,9 +326,29 @@ def test_fake_stream_records_plays_and_counts(fake_sd, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.part"))
 
 
+def test_the_separator_is_compiled_before_any_stream_opens(fake_sd) -> None:
+    """No numba compile inside the audio callback: warmup() runs before PortAudio has a stream."""
+    from rtsep.live import LiveConfig, LiveSession
+
+    sd = fake_sd(np.zeros((256 * 4, 2), np.float32))
+    streams_at_warmup: list[int] = []
+
+    class Recording(_CopySeparator):
+        def warmup(self):
+            streams_at_warmup.append(len(sd.streams))
+            return self
+
+    s = LiveSession(LiveConfig(input="fake duplex", output="fake duplex", play="none"), separator=Recording())
+    s.start()
+    assert _wait_until(lambda: not sd.streams[0].active, 10)
+    s.stop("duration")
+    assert streams_at_warmup == [0]
+
+
 def test_the_swap_key_swaps_voice_and_background_at_once_and_keeps_them_swapped(fake_sd, tmp_path: Path) -> None:
     """What the dashboard's s key does: between two blocks, voice and background trade places."""
-    from rtsep import Separator, signals
+    from rtsep import Separator
+    from rtsep.material import signals
     from rtsep.live import LiveConfig, LiveSession
 
     n = 256 * 250
@@ -371,18 +391,19 @@ def test_fake_stream_channel_selection_and_mono_output(fake_sd, tmp_path: Path) 
 
 def test_recorder_drops_when_full_and_keeps_time(fake_sd, tmp_path: Path, monkeypatch) -> None:
     from rtsep import live
+    from rtsep.live import recorder
 
     feed = np.ones((256 * 30, 2), np.float32)
     sd = fake_sd(feed)
     gate = threading.Event()
-    real_write = live._Recorder._write
+    real_write = recorder.Recorder._write
 
     def slow_write(self, blk, m):
         gate.wait(10)  # the "disk" stalls until the stream has ended
         real_write(self, blk, m)
 
-    monkeypatch.setattr(live, "RECORD_BUFFER_S", 0.0)   # pool = 16 slots
-    monkeypatch.setattr(live._Recorder, "_write", slow_write)
+    monkeypatch.setattr(recorder, "RECORD_BUFFER_S", 0.0)   # pool = 16 slots
+    monkeypatch.setattr(recorder.Recorder, "_write", slow_write)
     s = live.LiveSession(live.LiveConfig(input=0, output=0, play="none", record=tmp_path),
                          separator=_CopySeparator())
     s.start()
@@ -474,7 +495,7 @@ def test_dashboard_renders_without_a_terminal() -> None:
 
     from rich.console import Console
 
-    from rtsep import dashboard
+    from rtsep.live import dashboard
     from rtsep.live import LiveStats
 
     st = LiveStats(state="running", elapsed_s=3.2, fs=16000, block=256, frames=51200, callbacks=200, xruns=1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep import signals, speech
+from rtsep.material import signals, speech
 from rtsep.errors import ConfigError, DependencyError, InputFormatError
 
 FS = 16000

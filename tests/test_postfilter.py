@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from scipy.special import exp1
 
-from rtsep import signals
+from rtsep.material import signals
 from rtsep.errors import ConfigError, InputFormatError
 from rtsep.kernels.postfilter import expint_e1
 from rtsep.kernels.stft import pr_windows
 from rtsep.postfilter import PostFilter, filter_signal
-from rtsep.speech import demo_clip
+from rtsep.material.speech import demo_clip
 
 FS = 16000
 N_FFT, HOP = 1024, 256
@@ -213,9 +213,10 @@ def test_the_fd_engine_post_filter_raises_the_voice_sir_in_a_room_without_latenc
     """Real speech against pink noise in a simulated room: the post-filter inside fd's STFT
     (default suppress_db=12) against the same engine without it (suppress_db=0).
     Measured on 20 s: voice SIR improvement 9.3 -> 15.9 dB, SDR improvement 6.5 -> 9.1 dB."""
-    from rtsep import Separator, signals, speech
+    from rtsep import Separator
+    from rtsep.material import signals, speech
     from rtsep.metrics import improvement
-    from rtsep.rooms import import_pyroomacoustics, simulate_room
+    from rtsep.material.rooms import import_pyroomacoustics, simulate_room
 
     if not speech.available("it"):
         pytest.skip("real speech needs the Debian prompt packages and G722 (bash tools/dev.sh setup as root)")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep import Separator, signals, speech
+from rtsep import Separator
+
+from rtsep.material import signals, speech
 from rtsep.metrics import improvement, sliding_sir_improvement, time_to_reach
 
 from .conftest import FS, NO_JIT, instantaneous_mix, require_speech

@@ -10,7 +10,9 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtsep import Separator, signals, speech
+from rtsep import Separator
+
+from rtsep.material import signals, speech
 from rtsep.cli import main
 from rtsep.errors import ConfigError
 
@@ -152,7 +154,7 @@ def test_a_dead_or_stuck_mic_is_not_learnt_from_and_is_counted(fault):
 def _speech_over_music(seconds: int = 14):
     """Real speech ('it' seed 3) over music (seed 3), cond 5: the talker has a
     quiet stretch at 10-11 s in which the 0.5 s cumulants are mostly noise."""
-    from rtsep import speech
+    from rtsep.material import speech
 
     n = seconds * FS
     s = np.stack([speech.talker("it", seconds, seed=3), signals.music_like(n, FS, 3)], 1)
@@ -289,7 +291,7 @@ def test_separation_reconverges_after_an_abrupt_change_of_mixing():
     Measured (music/pink/babble × 2 seeds): 20 dB SIR improvement again after
     1.0–2.5 s, median 1.1 s, with the change detector (1.0–3.75 s without).
     """
-    from rtsep import speech
+    from rtsep.material import speech
     from rtsep.metrics import sliding_sir_improvement
 
     from .conftest import require_speech

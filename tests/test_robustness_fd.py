@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from rtsep import Separator, signals
+from rtsep import Separator
+
+from rtsep.material import signals
 
 from .conftest import FS, NO_JIT, instantaneous_mix, require_speech, stream
 from .test_robustness import hostile_stream
@@ -121,7 +123,7 @@ def _inject(x: np.ndarray, fault: str) -> tuple[np.ndarray, int]:
 @functools.lru_cache(maxsize=None)
 def _mixture(bg: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(x (n, 2), voice image at mic 1 (n,)), long enough for the latest window plus fd's latency."""
-    from rtsep import speech
+    from rtsep.material import speech
 
     seconds = 9
     n = seconds * FS

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pytest
 
-from rtsep import music, speech
+from rtsep.material import music, speech
 from rtsep.engines.fd import FrequencyDomainEngine
 
 FS = 16000
@@ -50,7 +50,7 @@ def room(request):
     why = _missing()
     if why:
         pytest.skip(why)
-    from rtsep.rooms import simulate_room
+    from rtsep.material.rooms import simulate_room
 
     track, offset, lang, tseed, rt60, spacing, tbr, seed = ROOMS[request.param]
     n = int(SECONDS * FS)
@@ -73,7 +73,7 @@ def room(request):
 
 @pytest.mark.heavy
 def test_demixers_after_6_s_are_within_1_db_of_batch_auxiva_fitted_on_the_same_6_s(room, request) -> None:
-    from rtsep.causal_bound import batch_auxiva, frozen_images, sdr_improvement
+    from rtsep.material.causal_bound import batch_auxiva, frozen_images, sdr_improvement
 
     if "track23" in request.node.name:
         # measured: fd 3.3 dB, batch AuxIVA 4.6 dB; the unconstrained update (whiten=False) reaches
@@ -88,7 +88,7 @@ def test_demixers_after_6_s_are_within_1_db_of_batch_auxiva_fitted_on_the_same_6
 
 @pytest.mark.heavy
 def test_the_stream_separates_a_real_music_room(room) -> None:
-    from rtsep.causal_bound import sdr_improvement
+    from rtsep.material.causal_bound import sdr_improvement
 
     mix, images, _, out, _ = room
     sdri = sdr_improvement(out, images, mix[:, 0], FS, 2.0)

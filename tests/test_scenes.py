@@ -3,7 +3,7 @@
 Rooms come from pyroomacoustics (image-source method, RT60 measured); a
 moving talker is rendered in 50 ms segments crossfaded with Hann windows,
 each convolved with the responses of the position the talker has then
-(:func:`rtsep.rooms.simulate_moving_talker`). Separation over time is the
+(:func:`rtsep.material.rooms.simulate_moving_talker`). Separation over time is the
 BSS-Eval SIR improvement of the voice output on 1 s windows, end-stamped
 (a value at t uses audio up to t only).
 """
@@ -16,7 +16,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from rtsep import Separator, signals
+from rtsep import Separator
+
+from rtsep.material import signals
 from rtsep.metrics import sliding_sir_improvement, time_to_reach
 
 from .conftest import FS, NO_JIT, require_speech
@@ -32,8 +34,8 @@ def _require_rooms() -> None:
 
 @functools.lru_cache(maxsize=None)
 def _scene(kind: str, seed: int, seconds: int, start: float, end: float, sweep: float = 90.0):
-    from rtsep import speech
-    from rtsep.rooms import simulate_moving_talker
+    from rtsep.material import speech
+    from rtsep.material.rooms import simulate_moving_talker
 
     n = seconds * FS
     talker = speech.talker("it", seconds, seed=seed)
@@ -73,7 +75,7 @@ def test_time_to_reach_counts_from_the_first_window_that_holds_the_level():
 
 def test_a_moving_talker_is_rendered_as_crossfaded_segments_that_sum_to_the_mixture():
     _require_rooms()
-    from rtsep.rooms import simulate_moving_talker, simulate_room
+    from rtsep.material.rooms import simulate_moving_talker, simulate_room
 
     n = 3 * FS
     rng = np.random.default_rng(0)
@@ -155,7 +157,7 @@ def test_td_follows_a_slowly_changing_mixture():
     on, while the mixing glides (2-12 s) and after.
     """
     require_speech()
-    from rtsep import speech
+    from rtsep.material import speech
 
     seconds = 14
     n = seconds * FS

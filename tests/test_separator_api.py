@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep import RtsepError, Separator, separate, signals
+from rtsep import RtsepError, Separator, separate
+
+from rtsep.material import signals
 from rtsep.errors import ConfigError, InputFormatError
 
 from .conftest import FS

@@ -19,7 +19,7 @@ import soundfile
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rtsep import speech  # noqa: E402
+from rtsep.material import speech  # noqa: E402
 
 # Picked among 3-5 s prompts for a kurtosis near natural speech (about 3); the median
 # prompt of this studio-compressed voice is only about 1.8.

@@ -14,16 +14,8 @@ import numpy as np
 
 from ..config import TdParams, params_from
 from ..kernels.moments import quartic_index_table
-from ..kernels.td import td_process
+from ..kernels.td import kernel_record, new_counters, new_params, new_scratch, td_process
 from ..labeling import VoicePin, initial_pin, initial_selection, label_evidence, label_info, new_label_state
-
-
-def make_workspace(m: int, q: int) -> tuple:
-    """Scratch arrays for :func:`rtsep.kernels.td.td_update` (M mics, Q sources)."""
-    f = np.zeros
-    return (f((m, m)), f((q, m)), f(m), f((m, m)), f((m, m)), f((q, q)), f((q, q)), f((q, q)),
-            f((q, m)), f((q, m)), f((m, m, m, m)), f((q, q, q, q)), f((q, m, m, m)),
-            f((q, q, m, m)), f((q, q, q, m)), f((q, q)), f((m, q)), f(5), f((m, m)), f((q, q)))
 
 
 class TimeDomainEngine(VoicePin):
@@ -59,9 +51,6 @@ class TimeDomainEngine(VoicePin):
         # the short-term power for the dead-mic test: 2 ms
         lam_pw = math.exp(-1.0 / (0.002 * self.fs))
         dead_ratio = 10.0 ** (-p.dead_mic_db / 10.0) if p.dead_mic_db > 0 else 0.0
-        self._prm = np.array([1.0 - lam, a_hp, p.eps_rel, 0.0, 1.0 - lam_f,
-                              p.change_threshold, p.outlier_sigma, p.change_min_gain,
-                              1.0 - lam_pw, dead_ratio], dtype=np.float64)
         # after a stuck block the high-pass rings with the step it saw:
         # learn again only once that has decayed by 60 dB (37 ms at 30 Hz)
         hang = 0 if a_hp >= 1.0 else min(round(0.25 * self.fs), math.ceil(math.log(1e-3) / math.log(a_hp)))
@@ -69,14 +58,16 @@ class TimeDomainEngine(VoicePin):
         if p.stuck_s > 0:
             stuck = max(2, stuck)
         self._ep, self._lp, self._vad = label_evidence(p, self.fs, p.sources)
-        self._iprm = np.array([p.update_every, p.ref_mic, 0,
-                               round(p.crossfade_s * self.fs), 0, p.global_search_every,
-                               round(p.warmup_s * self.fs), round(p.change_hold_s * self.fs),
-                               round(p.change_memory_s * self.fs), int(p.change_threshold < math.pi / 4),
-                               stuck, hang, 0,
-                               round(p.label_guess_s * self.fs)], dtype=np.int64)
-        self._ws = make_workspace(m, q)
-        self._xf = np.zeros(m)
+        self._kernel_params = new_params(
+            beta=1.0 - lam, highpass=a_hp, eps_rel=float(p.eps_rel), beta_short=1.0 - lam_f,
+            change_threshold=float(p.change_threshold), outlier_sigma=float(p.outlier_sigma),
+            change_min_gain=float(p.change_min_gain), beta_power=1.0 - lam_pw, dead_ratio=float(dead_ratio),
+            update_every=int(p.update_every), ref_mic=int(p.ref_mic), crossfade=int(round(p.crossfade_s * self.fs)),
+            global_search_every=int(p.global_search_every), warmup=int(round(p.warmup_s * self.fs)),
+            change_hold=int(round(p.change_hold_s * self.fs)), short_memory=int(round(p.change_memory_s * self.fs)),
+            change_detector=bool(p.change_threshold < math.pi / 4), stuck_run=int(stuck), fault_hang=int(hang),
+            label_guess=int(round(p.label_guess_s * self.fs)))
+        self._scratch = new_scratch(m, q)
         self._z_empty = np.zeros((0, q))
         self.reset()
 
@@ -104,9 +95,10 @@ class TimeDomainEngine(VoicePin):
         self._vad.buf[...] = 0.0
         self.pin = initial_pin(self.params)
         self._sync_pin()
-        self.cnt = np.zeros(14, dtype=np.int64)
+        self.counters = new_counters()
+        self._counters_arg = kernel_record(self.counters)  # the same memory, as the kernel takes it
+        self.repeats = np.zeros(m, dtype=np.int64)
         self.pw = np.zeros(m)
-        self.flt = np.zeros(m + 1, dtype=np.int64)
 
     def process(self, x: np.ndarray, whitened: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Separate one block.
@@ -127,15 +119,15 @@ class TimeDomainEngine(VoicePin):
         background = np.empty(n)
         img = np.empty((n, self.params.sources))
         write_z = whitened is not None
-        s0 = int(self.cnt[0])
+        s0 = int(self._counters_arg[0]["samples"])
         # cut where the speech detector reads a chunk, so its reading is in
         # the label's state from the same sample on, whatever the block size
         for a, b, ends in self._vad.cuts(s0, n):
             z = whitened[a:b] if write_z else self._z_empty
             td_process(x[a:b], voice[a:b], background[a:b], z, write_z, self.hp, self.cov, self.m4, self.cov_f,
                        self.m4_f, self._idx4, self._full_map, self.v, self.rot, self.w, self.wv, self.dv,
-                       self.kurt, self.lab, self.cnt, self.pw, self.flt, self._prm, self._iprm, self._xf,
-                       self._ws, self.lst, self._ep, self._lp, img[a:b])
+                       self.kurt, self.lab, self._counters_arg, self.repeats, self.pw, self._kernel_params,
+                       self._scratch, self.lst, self._ep, self._lp, img[a:b])
             self._vad.feed(img[a:b], ends, self.lst)
         return voice, background
 
@@ -151,8 +143,8 @@ class TimeDomainEngine(VoicePin):
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
-        names = ("hp", "cov", "m4", "cov_f", "m4_f", "v", "rot", "w", "wv", "dv", "kurt", "lab", "cnt",
-                 "pw", "flt", "lst", "pin")
+        names = ("hp", "cov", "m4", "cov_f", "m4_f", "v", "rot", "w", "wv", "dv", "kurt", "lab", "counters",
+                 "repeats", "pw", "lst", "pin")
         return {**{k: getattr(self, k).copy() for k in names}, "vad": self._vad.state()}
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
@@ -179,15 +171,16 @@ class TimeDomainEngine(VoicePin):
 
     def info(self) -> dict[str, Any]:
         """Voice output index, label evidence and moves, output kurtoses, update counters."""
+        st = self.counters[0]
         return {
             **label_info(self.lst, self.lab),
             "kurtosis": [float(k) for k in self.kurt],
-            "updates": int(self.cnt[1]),
-            "silent_updates": int(self.cnt[2]),
-            "refused_updates": int(self.cnt[4]),
-            "changes_detected": int(self.cnt[7]),
-            "outliers_shrunk": int(self.cnt[9]),
-            "stuck_samples_skipped": int(self.cnt[10]),
-            "dead_mic_samples_skipped": int(self.cnt[11]),
-            "samples_seen": int(self.cnt[0]),
+            "updates": int(st.updates),
+            "silent_updates": int(st.silent_updates),
+            "refused_updates": int(st.refused_updates),
+            "changes_detected": int(st.changes),
+            "outliers_shrunk": int(st.outliers_shrunk),
+            "stuck_samples_skipped": int(st.stuck_skipped),
+            "dead_mic_samples_skipped": int(st.dead_skipped),
+            "samples_seen": int(st.samples),
         }

@@ -27,7 +27,7 @@ from importlib import resources
 import numpy as np
 from scipy.signal import resample_poly
 
-from rtsep.errors import AudioFileError, ConfigError, DependencyError
+from ..errors import AudioFileError, ConfigError, DependencyError
 
 SOUNDS_ROOT = pathlib.Path("/usr/share/asterisk/sounds")
 FS = 16000
@@ -88,7 +88,7 @@ def available(lang: str | None = None) -> bool:
     Parameters
     ----------
     lang : {"it", "ru"} or None
-        The voice to check; ``None`` checks both (as :func:`rtsep.signals.babble` needs).
+        The voice to check; ``None`` checks both (as :func:`rtsep.material.signals.babble` needs).
 
     Returns
     -------

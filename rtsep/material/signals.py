@@ -12,7 +12,7 @@ babble         6 real talkers, both voices          ≈ 0.3 .. 0.4
 cafe           babble + music + pink + clicks       ≈ 0.4 .. 0.5
 =============  ===================================  =================
 
-Real speech from :mod:`rtsep.speech` sits at about 1.6-2.2: the prompt voices are
+Real speech from :mod:`rtsep.material.speech` sits at about 1.6-2.2: the prompt voices are
 studio-compressed (crest factor ≈ 13 dB), so natural conversational speech is usually
 more super-Gaussian than this material. ``babble`` and ``cafe`` need the speech
 packages; the others are numpy/scipy only.
@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
-from rtsep import speech
-from rtsep.errors import ConfigError, InputFormatError
+from . import speech
+from ..errors import ConfigError, InputFormatError
 
 TARGET_RMS = 0.1
 
@@ -118,7 +118,7 @@ def syllables(n: int, fs: int, seed: int) -> np.ndarray:
     after one syllable in four: the 2-8 Hz envelope modulation and the dips
     by which rtsep's voice label recognises a talker, in a signal that is
     not speech. Never a quality figure's only talker: use
-    :func:`rtsep.speech.talker` for those.
+    :func:`rtsep.material.speech.talker` for those.
 
     Returns
     -------
@@ -207,7 +207,7 @@ def babble(n: int, fs: int, seed: int, talkers: int = 6) -> np.ndarray:
     """Crowd babble: several real talkers of both voices, summed.
 
     Talkers alternate between the Italian male and the Russian female voice of
-    :mod:`rtsep.speech`, each with its own prompt order, a random start offset
+    :mod:`rtsep.material.speech`, each with its own prompt order, a random start offset
     (0-3 s into its stream) and a random gain within ±3 dB.
 
     Parameters

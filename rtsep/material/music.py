@@ -1,6 +1,6 @@
 """Real produced music for tests and benchmarks (Debian packages, read with soundfile).
 
-Generated chords (:func:`rtsep.signals.music_like`) are far easier than real
+Generated chords (:func:`rtsep.material.signals.music_like`) are far easier than real
 music: a voice label tuned on them was measured to fail on produced music,
 which has dynamics, quiet passages, drums and reverb in the mix. Tracks come
 from Debian's ``drascula-music`` (31 game soundtrack pieces, OGG) and
@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from .errors import ConfigError, DependencyError
+from ..errors import ConfigError, DependencyError
 
 #: Library name -> (folder, file suffix, Debian package).
 LIBRARIES = {

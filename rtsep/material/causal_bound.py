@@ -19,7 +19,7 @@ import numpy as np
 from scipy.signal import ShortTimeFFT
 from scipy.signal.windows import hann
 
-from .metrics import improvement
+from ..metrics import improvement
 from .rooms import import_pyroomacoustics
 
 

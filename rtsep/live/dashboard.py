@@ -13,7 +13,9 @@ import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .live import DeviceInfo, LiveSession, LiveStats
+    from .devices import DeviceInfo
+    from .session import LiveSession
+    from .stats import LiveStats
 
 #: Seconds between plain status lines when there is no dashboard.
 PLAIN_EVERY_S = 5.0

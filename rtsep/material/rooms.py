@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigError, DependencyError
+from ..errors import ConfigError, DependencyError
 
 
 @dataclass(frozen=True)
