@@ -200,7 +200,7 @@ def fd_convergence(room: RoomMix, tol_db: float = 2.0, **params: Any) -> tuple[f
     """
     eng = FrequencyDomainEngine(FS, 2, **params)
     n_fft, hop = eng.frame, eng.hop
-    k_lo = int(eng._iprm[1])
+    k_lo = eng.k_lo
     imgs = [stft(room.images[s], n_fft, hop) for s in range(2)]  # (frames, bins, 2)
     n_frames = room.mix.shape[0] // hop
     running = np.zeros((n_frames, 2, 2))  # [frame, output, source] energy

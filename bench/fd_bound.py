@@ -112,7 +112,7 @@ def stream_fd(mix: np.ndarray, times: tuple[float, ...], **params: Any) -> tuple
     v = np.concatenate([o[0] for o in outs])[lat:lat + mix.shape[0]]
     b = np.concatenate([o[1] for o in outs])[lat:lat + mix.shape[0]]
     info = eng.info()
-    return snaps, np.stack([v, b]), int(eng._iprm[1]), wall, info
+    return snaps, np.stack([v, b]), eng.k_lo, wall, info
 
 
 def score_room(name: str, params: dict[str, Any], with_peer: bool = True,

@@ -14,7 +14,8 @@ from rtsep import Separator
 from rtsep.config import FdParams
 from rtsep.engines.fd import FrequencyDomainEngine
 from rtsep.errors import ConfigError
-from rtsep.kernels.iva import whitened_pair, gev_pair, iva_frames
+from rtsep.kernels.iva import gev_pair, iva_frames, new_counters, new_params, whitened_pair
+from rtsep.kernels.records import kernel_record
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 FS = 16000
@@ -402,16 +403,20 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int) -> None:
     v = np.zeros((2, n_bins, 2, 2), complex)
     cov = np.zeros((n_bins, 2, 2), complex)
     buf = np.zeros((n_warm, 2, n_bins), complex)
-    st = np.zeros(17)
+    state = kernel_record(new_counters())
     img = np.empty_like(xf)
     learned = np.empty(n_frames, dtype=np.int64)
     cs = np.zeros_like(cov)
     # fault gates and scene check off: the naive reference has neither
-    prm = np.array([alpha, eps_load, r_floor, shape, 1e10, 0.1, 0.0, 0.0, 0.0, 1.0, 0.0, 0.01, 100.0])
+    params = new_params(alpha=alpha, eps_load=eps_load, r_floor=r_floor, shape=shape, max_gain=1e10,
+                        scene_beta=0.1, scene_ratio=0.0, loud_factor=0.0, balance_gate_db=0.0,
+                        balance_accept=1.0, scene_floor=0.0, level_beta=0.01, balance_memory=100.0,
+                        iterations=n_iter, k_lo=k_lo, whiten=whiten, n_start=n_start,
+                        start_passes=start_passes, every=every, passes=passes, restart_last=0, overlap=4,
+                        hold=0)
     clip = np.zeros(n_frames, dtype=np.int64)
-    iva_frames(xf, clip, w, v, cov, buf, cs, np.zeros(16), np.zeros((1, 2, n_bins), complex), st, prm,
-               np.array([n_iter, k_lo, whiten, n_start, start_passes, every, passes, 0, 4, 0]), img, learned,
-               np.empty((n_frames, 2)), n_bins)
+    iva_frames(xf, clip, w, v, cov, buf, cs, np.zeros(16), np.zeros((1, 2, n_bins), complex), state, params,
+               img, learned, np.empty((n_frames, 2)), n_bins)
     np.testing.assert_array_equal(learned, np.arange(1, n_frames + 1) >= n_start)
     # the demixers agree up to each row's phase; the images are phase-free
     np.testing.assert_allclose(img, want, rtol=1e-7, atol=1e-9)

@@ -68,7 +68,7 @@ def room(request):
     w_cut = eng.w.copy()
     outs += [eng.process(x[i:i + 512]) for i in range(cut, x.shape[0], 512)]
     out = np.stack([np.concatenate([o[q] for o in outs])[lat:lat + n] for q in range(2)])
-    return mix, images, w_cut, out, int(eng._iprm[1])
+    return mix, images, w_cut, out, eng.k_lo
 
 
 @pytest.mark.heavy

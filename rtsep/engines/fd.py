@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..config import FdParams, params_from, prior_shape
-from ..kernels.iva import iva_frames
+from ..errors import ConfigError
+from ..kernels.iva import COUNTERS, iva_frames, new_counters, new_params
+from ..kernels.records import kernel_record
 from ..kernels.labels import label_block
 from ..kernels.stft import gather_frames, overlap_add, pr_windows
 from ..labeling import VoicePin, as_label_state, initial_pin, initial_selection, label_evidence, label_info, new_label_state
@@ -70,12 +72,6 @@ class FrequencyDomainEngine(VoicePin):
         self._win_a, self._win_s = pr_windows(self.frame, self.hop)
         frames_per_s = self.fs / self.hop
         alpha = math.exp(-1.0 / (p.memory_s * frames_per_s))
-        self._prm = np.array([alpha, p.eps_load, p.r_floor, prior_shape(p.prior), 10.0 ** (p.max_gain_db / 20.0),
-                              1.0 - math.exp(-1.0 / (p.scene_memory_s * frames_per_s)), p.scene_ratio,
-                              p.loud_factor, p.balance_gate_db,
-                              max(1.0, round(p.balance_accept_s * frames_per_s)), p.scene_floor,
-                              1.0 - math.exp(-1.0 / (_SCENE_LEVEL_S * frames_per_s)),
-                              p.memory_s * frames_per_s], dtype=np.float64)
         self._n_lvl = max(8, round(_LEVEL_WINDOW_S * frames_per_s))
         # the scene check needs about its memory plus its hold to see a change:
         # that much of the new scene is kept to learn it from at once
@@ -87,11 +83,20 @@ class FrequencyDomainEngine(VoicePin):
         self._k_near = max(k_lo + 2, min(self.n_bins, int(round(2000.0 * self.frame / self.fs))))
         n_start = int(round(p.start_s * frames_per_s)) if self._n_warm else 0
         restart_last = int(round(p.restart_s * frames_per_s)) if self._n_warm else 0
-        self._iprm = np.array([p.iterations, k_lo, int(p.whiten), n_start, p.start_passes,
-                               p.warmup_every if self._n_warm else 0, p.warmup_passes,
-                               min(restart_last, self._n_warm), p.overlap,
-                               max(1, round(p.scene_hold_s * frames_per_s)) if p.scene_ratio > 0 else 0],
-                              dtype=np.int64)
+        #: first separated bin (lower bins go wholly to the background)
+        self.k_lo = k_lo
+        self._kernel_params = new_params(
+            alpha=alpha, eps_load=p.eps_load, r_floor=p.r_floor, shape=prior_shape(p.prior),
+            max_gain=10.0 ** (p.max_gain_db / 20.0),
+            scene_beta=1.0 - math.exp(-1.0 / (p.scene_memory_s * frames_per_s)), scene_ratio=p.scene_ratio,
+            loud_factor=p.loud_factor, balance_gate_db=p.balance_gate_db,
+            balance_accept=max(1.0, round(p.balance_accept_s * frames_per_s)), scene_floor=p.scene_floor,
+            level_beta=1.0 - math.exp(-1.0 / (_SCENE_LEVEL_S * frames_per_s)),
+            balance_memory=p.memory_s * frames_per_s,
+            iterations=p.iterations, k_lo=k_lo, whiten=int(p.whiten), n_start=n_start,
+            start_passes=p.start_passes, every=p.warmup_every if self._n_warm else 0,
+            passes=p.warmup_passes, restart_last=min(restart_last, self._n_warm), overlap=p.overlap,
+            hold=max(1, round(p.scene_hold_s * frames_per_s)) if p.scene_ratio > 0 else 0)
         self._ep, self._lp, self._vad = label_evidence(p, self.fs, 2, use_near=True)
         self._xfade = int(round(p.crossfade_s * self.fs))
         # one post-filter per output, each with the other output as its background
@@ -107,7 +112,8 @@ class FrequencyDomainEngine(VoicePin):
         self.w[:, 1, 1] = 1.0
         self.v = np.zeros((2, k, 2, 2), dtype=np.complex128)
         self.cov = np.zeros((k, 2, 2), dtype=np.complex128)
-        self.st = np.zeros(17)
+        self.counters = new_counters()
+        self._counters_arg = kernel_record(self.counters)  # the same memory, as the kernel takes it
         self.cs = np.zeros((k, 2, 2), dtype=np.complex128)
         self.lvl = np.zeros(self._n_lvl)
         self.recent = np.zeros((self._n_recent, 2, k), dtype=np.complex128)
@@ -140,8 +146,8 @@ class FrequencyDomainEngine(VoicePin):
         img = np.empty_like(spec)
         learned = np.empty(n_frames, dtype=np.int64)
         near = np.empty((n_frames, 2))
-        iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent, self.st,
-                   self._prm, self._iprm, img, learned, near, self._k_near)
+        iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent,
+                   self._counters_arg, self._kernel_params, img, learned, near, self._k_near)
         if self._pf:
             for t in range(n_frames):
                 g0 = self._pf[0].process_frame(img[t, 0], img[t, 1]).copy()
@@ -203,7 +209,7 @@ class FrequencyDomainEngine(VoicePin):
         self.process(rng.standard_normal((self.frame + 2 * self.hop, self.channels)) * 0.1)
         self.load_state_arrays(saved)
 
-    _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "st", "lst", "lab", "pin", "tail", "acc", "fifo", "count")
+    _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "counters", "lst", "lab", "pin", "tail", "acc", "fifo", "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
@@ -214,6 +220,10 @@ class FrequencyDomainEngine(VoicePin):
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore state saved by :meth:`state_arrays`."""
+        counters = state.get("counters")
+        if counters is None or np.asarray(counters).dtype != COUNTERS:
+            raise ConfigError("saved state lacks the fd counters in this version's layout (saved by another "
+                              "rtsep version?); resume with the same rtsep version")
         for q, pf in enumerate(self._pf):
             pf.load_state_arrays({k[4:]: v for k, v in state.items() if k.startswith(f"pf{q}_")})
         for k, val in state.items():
@@ -223,19 +233,22 @@ class FrequencyDomainEngine(VoicePin):
                 self._vad.load(val)
             else:
                 setattr(self, k, as_label_state(val) if k == "lst" else val.copy())
+        self.counters = np.asarray(self.counters).view(np.recarray)
+        self._counters_arg = kernel_record(self.counters)
         self._sync_pin()
 
     def info(self) -> dict[str, Any]:
         """Voice output index, label evidence and moves, frame counters."""
+        st = self.counters[0]
         return {
             **label_info(self.lst, self.lab),
-            "frames": int(self.st[0]),
-            "silent_frames": int(self.st[2]),
-            "degenerate_bin_updates": int(self.st[3]),
-            "restarts_adopted": int(self.st[5]),
-            "scene_restarts": int(self.st[13]),
-            "faulty_frames_skipped": int(self.st[9]),
-            "loud_frames_shrunk": int(self.st[11]),
+            "frames": int(st.frames),
+            "silent_frames": int(st.silent_frames),
+            "degenerate_bin_updates": int(st.degenerate_updates),
+            "restarts_adopted": int(st.restarts_adopted),
+            "scene_restarts": int(st.scene_restarts),
+            "faulty_frames_skipped": int(st.faulty_frames),
+            "loud_frames_shrunk": int(st.loud_frames),
             "frame": self.frame,
             "hop": self.hop,
             "samples_seen": int(self.count[0]),

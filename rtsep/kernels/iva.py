@@ -36,20 +36,16 @@ State layout (owned by :class:`rtsep.engines.fd.FrequencyDomainEngine`):
 - ``lvl`` (L,) float64: log-power of the last L non-silent frames (a ring);
 - ``recent`` (R, 2, K) complex: the last R frames learned from (a ring), the
   first frames of a new scene when the scene check restarts the learning;
-- ``st`` (17,) float64: [0] frames learned from, [1] running mean source
-  norm, [2] frames skipped as silent, [3] degenerate bin updates kept, [4]
-  total weight S of all frames so far (S <- alpha S + 1), [5] restarts
-  adopted, [6] the outputs' short-memory coherence, [7] running mean
-  balance between the mics (dB), [8] frames written to ``lvl``, [9] frames
-  skipped as faulty (mic balance), [10] such frames in a row, [11] loud
-  frames shrunk, [12] frames left whose outputs are not label evidence,
-  [13] scene restarts, [14] the coherence's steady level, [15] frames the
-  coherence has stayed high, [16] frames written to ``recent``.
+- ``state`` (1,) record of :data:`COUNTERS`: the counters and running values
+  (frames learnt from, running mean norm, total weight, scene-check levels...).
+
+Parameters are one :data:`PARAMS` record; both are read by name
+(``p.alpha``, ``st.frames``).
 
 A scene check watches the two outputs over the last half second: separated
 outputs stay uncorrelated per bin, a moved talker or degenerate demixers
 make them coherent; when the coherence stays well above its steady level
-the warm-up starts again on the new scene (counted in st[13]).
+the warm-up starts again on the new scene (counted in ``st.scene_restarts``).
 """
 
 from __future__ import annotations
@@ -59,6 +55,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .records import new_record
+
 
 #: Frames whose power (sum of |X|^2 over bins and both mics) is below this
 #: carry no information (digital silence, ~ -200 dBFS): the demixer is kept.
@@ -67,6 +65,66 @@ _SILENT_POWER = 1e-20
 #: (V_1, V_2) is degenerate (both sources weighted alike, e.g. on the first
 #: frame): any vector is an eigenvector, so the bin keeps its demixer.
 _DEGENERATE = 1e-12
+
+#: Parameters of :func:`iva_frames` in the kernel's units (fields of the
+#: ``params`` record, built by :class:`rtsep.engines.fd.FrequencyDomainEngine`).
+PARAMS = np.dtype([
+    ("alpha", "f8"),            # forgetting factor per frame of the weighted covariances
+    ("eps_load", "f8"),         # diagonal loading of V_q, relative to its mean eigenvalue
+    ("r_floor", "f8"),          # floor of a source norm relative to its running mean
+    ("shape", "f8"),            # source prior: 1 Laplacian (phi = 1/r), 0 time-varying Gaussian (1/r^2)
+    ("max_gain", "f8"),         # cap on the norm of each bin's gain from the mics to the voice image
+    ("scene_beta", "f8"),       # weight of a frame in the scene check's short-memory covariances
+    ("scene_ratio", "f8"),      # how many times its steady level the coherence must reach
+    ("loud_factor", "f8"),      # a frame this many times the recent median power is shrunk to it; 0: off
+    ("balance_gate_db", "f8"),  # a frame whose mic balance is this far (dB) off the mean is not learnt; 0: off
+    ("balance_accept", "f8"),   # frames in a row after which such a balance (or clipping) is accepted
+    ("scene_floor", "f8"),      # the coherence must also exceed this to count as a scene change
+    ("level_beta", "f8"),       # weight of a frame in the coherence's steady level
+    ("balance_memory", "f8"),   # frames in the running mean of the mic balance
+    ("iterations", "i8"),       # online passes per frame
+    ("k_lo", "i8"),             # first bin separated (lower bins go wholly to the background)
+    ("whiten", "i8"),           # 1: whitened (outputs uncorrelated per bin) update; 0: unconstrained IP2
+    ("n_start", "i8"),          # the first update comes at this frame
+    ("start_passes", "i8"),     # batch passes then (and at each restart)
+    ("every", "i8"),            # during the warm-up (the first B = buf.shape[0] frames) a batch pass every this many frames
+    ("passes", "i8"),           # batch passes each time
+    ("restart_last", "i8"),     # restarts from the identity at frames n_start * 2^j up to this one (0: none),
+                                # kept when their likelihood is better
+    ("overlap", "i8"),          # frames per frame length: a faulty frame taints the outputs of this many
+    ("hold", "i8"),             # frames the coherence must stay high before the scene restarts (0: no check)
+])
+
+#: The counters and running values of :func:`iva_frames` (float64 fields of the ``state`` record).
+COUNTERS = np.dtype([
+    ("frames", "f8"),              # frames learnt from
+    ("mean_norm", "f8"),           # running mean source norm (sets the floor)
+    ("silent_frames", "f8"),       # frames skipped as silent
+    ("degenerate_updates", "f8"),  # degenerate bin updates (the bin kept its demixer)
+    ("total_weight", "f8"),        # S <- alpha S + 1: the total weight of all frames so far
+    ("restarts_adopted", "f8"),    # restarts from the identity whose likelihood was better
+    ("coherence", "f8"),           # the outputs' short-memory coherence (scene check)
+    ("balance_db", "f8"),          # running mean balance between the mics (dB)
+    ("levels_written", "f8"),      # frames written to the level ring ``lvl``
+    ("faulty_frames", "f8"),       # frames skipped as faulty (mic balance, clipping)
+    ("faulty_run", "f8"),          # such frames in a row
+    ("loud_frames", "f8"),         # loud frames shrunk
+    ("tainted_left", "f8"),        # frames left whose outputs are not label evidence
+    ("scene_restarts", "f8"),      # scene restarts
+    ("coherence_level", "f8"),     # the coherence's steady level
+    ("coherence_high", "f8"),      # frames the coherence has stayed high
+    ("recent_written", "f8"),      # frames written to the ring ``recent``
+])
+
+
+def new_params(**fields: float) -> np.ndarray:
+    """The ``params`` record of :func:`iva_frames` from every field of :data:`PARAMS`."""
+    return new_record(PARAMS, **fields)
+
+
+def new_counters() -> np.recarray:
+    """Zeroed :data:`COUNTERS` for a new stream: a recarray of length 1 (the kernel takes its :func:`kernel_record`)."""
+    return np.zeros(1, dtype=COUNTERS).view(np.recarray)
 
 
 @njit(cache=True)
@@ -264,7 +322,7 @@ def _accumulate(v: np.ndarray, x: np.ndarray, phi: np.ndarray, keep: float, gain
 
 @njit(cache=True)
 def _update_demixers(v: np.ndarray, cov: np.ndarray, eps_load: float, whiten: int, k_lo: int,
-                     w: np.ndarray, st: np.ndarray, count_degenerate: bool) -> None:
+                     w: np.ndarray, st: np.void, count_degenerate: bool) -> None:
     """Closed-form update of every bin's demixer from the weighted covariances."""
     loaded = np.empty((2, 2, 2), dtype=np.complex128)
     wnew = np.empty((2, 2), dtype=np.complex128)
@@ -284,27 +342,27 @@ def _update_demixers(v: np.ndarray, cov: np.ndarray, eps_load: float, whiten: in
                 w[k, q, 0] = wnew[q, 0]
                 w[k, q, 1] = wnew[q, 1]
         elif count_degenerate:
-            st[3] += 1.0
+            st.degenerate_updates += 1.0
 
 
 @njit(cache=True)
 def _batch_pass(buf: np.ndarray, n: int, alpha: float, s_total: float, w: np.ndarray,
-                prm: np.ndarray, k_lo: int, st: np.ndarray, v: np.ndarray) -> None:
+                p: np.void, k_lo: int, st: np.void, v: np.ndarray) -> None:
     """Weighted covariances rebuilt from the n buffered frames with the current demixers.
 
     Frame ``j`` (0 = oldest) is weighted ``alpha^(n-1-j) / s_total``, as the
     online recursion would, but its source-model weight phi comes from the
     current demixers instead of the ones it met on arrival.
     """
-    shape = prm[3]
+    shape = p.shape
     phi = np.empty(2)
     r_all = np.empty((n, 2))
     mean_r = 0.0
     for j in range(n):
         _frame_norms(buf[j], w, k_lo, r_all[j])
         mean_r += 0.5 * (r_all[j, 0] + r_all[j, 1])
-    st[1] = mean_r / n
-    floor = prm[2] * st[1] + 1e-150
+    st.mean_norm = mean_r / n
+    floor = p.r_floor * st.mean_norm + 1e-150
     for q in range(2):
         for k in range(k_lo, v.shape[1]):
             for i in range(2):
@@ -358,7 +416,7 @@ def _keep_output_order(buf: np.ndarray, n: int, w_old: np.ndarray, w: np.ndarray
 
 
 @njit(cache=True)
-def _contrast(buf: np.ndarray, n: int, w: np.ndarray, prm: np.ndarray, k_lo: int) -> float:
+def _contrast(buf: np.ndarray, n: int, w: np.ndarray, p: np.void, k_lo: int) -> float:
     """IVA negative log-likelihood of the n buffered frames (time-varying Gaussian model).
 
     ``sum_t sum_q K log r_qt^2 - 2 n sum_k log|det W_k|`` (K bins from
@@ -370,7 +428,7 @@ def _contrast(buf: np.ndarray, n: int, w: np.ndarray, prm: np.ndarray, k_lo: int
     for j in range(n):
         _frame_norms(buf[j], w, k_lo, r_all[j])
         mean_r += 0.5 * (r_all[j, 0] + r_all[j, 1])
-    floor = prm[2] * mean_r / n + 1e-150
+    floor = p.r_floor * mean_r / n + 1e-150
     acc = 0.0
     for j in range(n):
         for q in range(2):
@@ -427,56 +485,56 @@ def _scene_check(x: np.ndarray, w: np.ndarray, cs: np.ndarray, beta: float, k_lo
 
 
 @njit(cache=True)
-def _classify_frame(p0: float, p1: float, clipped: bool, st: np.ndarray, lvl: np.ndarray,
-                    prm: np.ndarray, settled: bool) -> float:
+def _classify_frame(p0: float, p1: float, clipped: bool, st: np.void, lvl: np.ndarray,
+                    p: np.void, settled: bool) -> float:
     """Judge one non-silent frame against the recent input; return its weight in the covariance.
 
-    - A frame whose power balance between the two mics is ``prm[8]`` dB off
+    - A frame whose power balance between the two mics is ``p.balance_gate_db`` dB off
       its running mean (a dead or unplugged mic, one channel stuck) or that
       holds clipped samples says nothing about the room: weight 0, it is not
-      learned from. Such frames lasting ``prm[9]`` frames in a row are
+      learned from. Such frames lasting ``p.balance_accept`` frames in a row are
       accepted as the new normal (the mics really changed; a hot input that
       clips all the time must still be separated).
-    - A frame more than ``prm[7]`` times the median power of the last few
+    - A frame more than ``p.loud_factor`` times the median power of the last few
       seconds (a bump, a gain glitch; speech is measured at most 33 times
       its median, at 20 dB over quiet noise) enters the covariance shrunk to
       the median power: half a second 20 dB up would otherwise set the
       whitening for many seconds.
-    Either kind sets st[12] so that its outputs are not label evidence.
-    ``lvl`` holds the log-power of the last frames (a ring; st[8] counts
-    them); st[7] is the running mean balance (dB).
+    Either kind sets st.tainted_left so that its outputs are not label evidence.
+    ``lvl`` holds the log-power of the last frames (a ring; st.levels_written counts
+    them); st.balance_db is the running mean balance (dB).
     """
     bal = 10.0 * math.log10((p1 + 1e-300) / (p0 + 1e-300))
     power = p0 + p1
-    gate_db = prm[8]
-    if settled and ((gate_db > 0.0 and abs(bal - st[7]) > gate_db) or clipped):
-        st[9] += 1.0
-        st[10] += 1.0
-        if st[10] < prm[9]:
+    gate_db = p.balance_gate_db
+    if settled and ((gate_db > 0.0 and abs(bal - st.balance_db) > gate_db) or clipped):
+        st.faulty_frames += 1.0
+        st.faulty_run += 1.0
+        if st.faulty_run < p.balance_accept:
             return 0.0
-        st[7] = bal
+        st.balance_db = bal
     else:
-        st[10] = 0.0
-    st[7] += (bal - st[7]) / min(st[0] + 1.0, prm[12])
+        st.faulty_run = 0.0
+    st.balance_db += (bal - st.balance_db) / min(st.frames + 1.0, p.balance_memory)
     # median power of the last len(lvl) frames, this one included
     size = lvl.shape[0]
-    count = int(st[8])
+    count = int(st.levels_written)
     lvl[count % size] = math.log(power)
-    st[8] += 1.0
+    st.levels_written += 1.0
     g = 1.0
-    if settled and prm[7] > 0.0:
+    if settled and p.loud_factor > 0.0:
         med = math.exp(np.median(lvl[:min(count + 1, size)]))
-        if power > prm[7] * med:
+        if power > p.loud_factor * med:
             # an outlier counts like a typical frame, no more
             g = med / power
-            st[11] += 1.0
+            st.loud_frames += 1.0
     return g
 
 
 @njit(cache=True)
 def _relearn_scene(recent: np.ndarray, buf: np.ndarray, n_warm: int, n_start: int, start_passes: int,
-                   alpha: float, whiten: int, k_lo: int, prm: np.ndarray, w: np.ndarray,
-                   w_save: np.ndarray, v: np.ndarray, cov: np.ndarray, st: np.ndarray) -> None:
+                   alpha: float, whiten: int, k_lo: int, p: np.void, w: np.ndarray,
+                   w_save: np.ndarray, v: np.ndarray, cov: np.ndarray, st: np.void) -> None:
     """Learn a new scene afresh from the last frames (the scene check saw it change).
 
     The warm-up (batch passes, restarts from the identity) starts again from
@@ -488,27 +546,27 @@ def _relearn_scene(recent: np.ndarray, buf: np.ndarray, n_warm: int, n_start: in
     meaningful across the restart.
     """
     n_recent = recent.shape[0]
-    written = int(st[16])
+    written = int(st.recent_written)
     n_seed = min(written, n_recent, n_warm)
     for j in range(n_seed):
         buf[j] = recent[(written - n_seed + j) % n_recent]
-    st[0] = float(n_seed)
+    st.frames = float(n_seed)
     # S = 0: the first seeded frame's weight is 1, so the covariance is rebuilt
-    st[4] = 0.0
+    st.total_weight = 0.0
     for j in range(n_seed):
-        st[4] = alpha * st[4] + 1.0
-        a = 1.0 - 1.0 / st[4]
+        st.total_weight = alpha * st.total_weight + 1.0
+        a = 1.0 - 1.0 / st.total_weight
         _blend_cov(cov, buf[j], a, 1.0 - a, k_lo)
     if n_seed >= n_start and n_seed > 0:
         w_save[:] = w
         for it in range(start_passes):
-            _batch_pass(buf, n_seed, alpha, st[4], w, prm, k_lo, st, v)
-            _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, False)
+            _batch_pass(buf, n_seed, alpha, st.total_weight, w, p, k_lo, st, v)
+            _update_demixers(v, cov, p.eps_load, whiten, k_lo, w, st, False)
         _keep_output_order(buf, n_seed, w_save, w, k_lo)
-    st[13] += 1.0
-    st[14] = 0.0
-    st[15] = 0.0
-    st[16] = 0.0
+    st.scene_restarts += 1.0
+    st.coherence_level = 0.0
+    st.coherence_high = 0.0
+    st.recent_written = 0.0
 
 
 @njit(cache=True)
@@ -552,8 +610,8 @@ def direct_path_regularity(w: np.ndarray, k_lo: int, k_hi: int, out: np.ndarray)
 
 @njit(cache=True, nogil=True)
 def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray,
-               buf: np.ndarray, cs: np.ndarray, lvl: np.ndarray, recent: np.ndarray, st: np.ndarray,
-               prm: np.ndarray, iprm: np.ndarray, img: np.ndarray, learned: np.ndarray,
+               buf: np.ndarray, cs: np.ndarray, lvl: np.ndarray, recent: np.ndarray, state: np.ndarray,
+               params: np.ndarray, img: np.ndarray, learned: np.ndarray,
                near: np.ndarray, k_near: int) -> None:
     """Learn from F consecutive STFT frames and write each source's image at mic 0.
 
@@ -563,39 +621,12 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
         Spectra of the two microphones (reference first).
     clip : ndarray, shape (F,), int64
         Clipped input samples in each frame (either mic).
-    w, v, cov, buf, cs, lvl, recent, st : ndarray
+    w, v, cov, buf, cs, lvl, recent : ndarray
         State arrays (module docstring), updated in place.
-    prm : ndarray, shape (13,), float64
-        [0] ``alpha`` forgetting factor per frame; [1] ``eps_load`` diagonal
-        loading of V_q relative to its mean eigenvalue; [2] ``r_floor_rel``
-        floor of a source norm relative to its running mean; [3] ``shape``
-        of the source prior (1 Laplacian: phi = 1/r; 0 time-varying
-        Gaussian: phi = 1/r^2); [4] ``max_gain``: cap on the norm of each
-        bin's gain from the two mics to the voice image; [5] weight of a
-        frame in the short-memory covariances of the scene check; [6] how
-        many times its steady level the coherence must reach; [7] a frame
-        more than this many times the recent median power is shrunk to it
-        in the plain covariance (0: off); [8] a frame whose mic balance is
-        this many dB off the running mean is not learned from (0: off); [9]
-        frames in a row after which such a balance (or clipping) is
-        accepted; [10] the coherence must also exceed this; [11] weight of a
-        frame in the coherence's steady level; [12] frames in the running
-        mean of the balance.
-    iprm : ndarray, shape (10,), int64
-        ``n_iter`` online passes per frame; ``k_lo`` first bin separated
-        (lower bins go wholly to the background: DC and rumble); ``whiten``
-        1 to constrain the outputs to be uncorrelated per bin (whitening +
-        unitary update), 0 for the unconstrained IP2 update; ``n_start``:
-        the first update comes at this frame; ``start_passes`` batch passes
-        then; ``every``: during the warm-up (the first B = ``buf.shape[0]``
-        frames) a batch pass every this many frames; ``passes`` each time;
-        ``restart_last``: at frames ``n_start * 2^j`` up to this one the
-        demixers are also re-estimated from the identity over everything
-        buffered (``start_passes`` passes), and the solution with the better
-        likelihood is kept (0: no restarts); ``overlap`` frames per frame
-        length (a faulty frame taints the outputs of this many frames);
-        ``hold`` frames the coherence must stay high before the scene
-        restarts (0: no scene check).
+    state : ndarray, shape (1,), :data:`COUNTERS`
+        The counters and running values, read as ``st = state[0]``, updated in place.
+    params : ndarray, shape (1,), :data:`PARAMS`
+        The parameters, read as ``p = params[0]`` (see :data:`PARAMS` for each field).
     img : ndarray, shape (F, 2, K), complex128
         Written: image of each output at the reference microphone.
     learned : ndarray, shape (F,), int64
@@ -608,22 +639,24 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
     k_near : int
         Upper bin (exclusive) of that measure (2 kHz: above, spatial aliasing).
     """
+    st = state[0]
+    p = params[0]
     n_frames = xf.shape[0]
     n_bins = xf.shape[2]
-    alpha = prm[0]
-    r_floor_rel = prm[2]
-    shape = prm[3]
-    n_iter = iprm[0]
-    k_lo = iprm[1]
-    whiten = iprm[2]
-    n_start = iprm[3]
-    start_passes = iprm[4]
-    every = iprm[5]
-    passes = iprm[6]
-    restart_last = iprm[7]
-    max_gain2 = prm[4] * prm[4]
-    overlap = iprm[8]
-    hold = iprm[9]
+    alpha = p.alpha
+    r_floor_rel = p.r_floor
+    shape = p.shape
+    n_iter = p.iterations
+    k_lo = p.k_lo
+    whiten = p.whiten
+    n_start = p.n_start
+    start_passes = p.start_passes
+    every = p.every
+    passes = p.passes
+    restart_last = p.restart_last
+    max_gain2 = p.max_gain * p.max_gain
+    overlap = p.overlap
+    hold = p.hold
     n_recent = recent.shape[0]
     n_warm = buf.shape[0] if every > 0 else 0
     w_save = np.empty_like(w)
@@ -642,18 +675,18 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
         power = p0 + p1
         gain = 0.0
         if power > _SILENT_POWER:
-            gain = _classify_frame(p0, p1, clip[t] > 0, st, lvl, prm, st[0] >= n_start and n_start > 0)
-            if gain < 1.0 or st[10] > 0.0:
+            gain = _classify_frame(p0, p1, clip[t] > 0, st, lvl, p, st.frames >= n_start and n_start > 0)
+            if gain < 1.0 or st.faulty_run > 0.0:
                 # the outputs of a faulty frame (and of the frames overlapping
                 # it) must not feed the voice label's kurtosis either
-                st[12] = overlap
+                st.tainted_left = overlap
         if gain > 0.0:
-            st[0] += 1.0
-            n = int(st[0])
+            st.frames += 1.0
+            n = int(st.frames)
             # total weight of the frames so far: a = 1 - 1/S averages the first
             # frames exactly, a memory that starts short and grows
-            st[4] = alpha * st[4] + 1.0
-            a = 1.0 - 1.0 / st[4]
+            st.total_weight = alpha * st.total_weight + 1.0
+            a = 1.0 - 1.0 / st.total_weight
             _blend_cov(cov, x, a, gain * (1.0 - a), k_lo)
             n_pass = 0
             restart = False
@@ -679,10 +712,10 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                             w_save[k, q, m] = w[k, q, m]
                             w[k, q, m] = 1.0 if q == m else 0.0
                 for it in range(start_passes):
-                    _batch_pass(buf, n, alpha, st[4], w, prm, k_lo, st, v)
-                    _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, False)
-                if _contrast(buf, n, w, prm, k_lo) < _contrast(buf, n, w_save, prm, k_lo):
-                    st[5] += 1.0
+                    _batch_pass(buf, n, alpha, st.total_weight, w, p, k_lo, st, v)
+                    _update_demixers(v, cov, p.eps_load, whiten, k_lo, w, st, False)
+                if _contrast(buf, n, w, p, k_lo) < _contrast(buf, n, w_save, p, k_lo):
+                    st.restarts_adopted += 1.0
                     _keep_output_order(buf, n, w_save, w, k_lo)
                 else:
                     for k in range(n_bins):
@@ -700,8 +733,8 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                 # current demixers (as batch AuxIVA does); the online recursion
                 # could only give each frame the weight it met on arrival
                 for it in range(n_pass):
-                    _batch_pass(buf, n, alpha, st[4], w, prm, k_lo, st, v)
-                    _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, it == 0)
+                    _batch_pass(buf, n, alpha, st.total_weight, w, p, k_lo, st, v)
+                    _update_demixers(v, cov, p.eps_load, whiten, k_lo, w, st, it == 0)
             else:
                 for q in range(2):
                     for k in range(k_lo, n_bins):
@@ -713,44 +746,44 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                     if it == 0:
                         # running mean norm sets the floor that keeps quiet
                         # frames from dominating the weighted covariances
-                        st[1] = a * st[1] + (1.0 - a) * 0.5 * (r[0] + r[1])
-                    _weights(r, r_floor_rel * st[1] + 1e-150, shape, phi)
+                        st.mean_norm = a * st.mean_norm + (1.0 - a) * 0.5 * (r[0] + r[1])
+                    _weights(r, r_floor_rel * st.mean_norm + 1e-150, shape, phi)
                     for q in range(2):
                         for k in range(k_lo, n_bins):
                             for i in range(2):
                                 for j in range(2):
                                     v[q, k, i, j] = v_old[q, k, i, j]
                     _accumulate(v, x, phi, a, 1.0 - a, k_lo)
-                    _update_demixers(v, cov, prm[1], whiten, k_lo, w, st, it == 0)
+                    _update_demixers(v, cov, p.eps_load, whiten, k_lo, w, st, it == 0)
             if hold > 0 and gain == 1.0:
                 # (a loud frame is not the scene: half a second of a bump
                 # would look like a new one and restart the learning)
-                coh = _scene_check(x, w, cs, prm[5], k_lo)
-                st[6] = coh
+                coh = _scene_check(x, w, cs, p.scene_beta, k_lo)
+                st.coherence = coh
                 # the last frames, in case the scene changes: they are its first
-                recent[int(st[16]) % n_recent] = x
-                st[16] += 1.0
+                recent[int(st.recent_written) % n_recent] = x
+                st.recent_written += 1.0
                 if n > n_warm + hold:
                     # after the warm-up the outputs' short-term coherence has a
                     # steady level (leakage, reverberation); a scene change
                     # lifts it well above that level
-                    if st[14] <= 0.0:
-                        st[14] = coh
-                    if coh > prm[6] * st[14] and coh > prm[10]:
-                        st[15] += 1.0
+                    if st.coherence_level <= 0.0:
+                        st.coherence_level = coh
+                    if coh > p.scene_ratio * st.coherence_level and coh > p.scene_floor:
+                        st.coherence_high += 1.0
                     else:
-                        st[15] = 0.0
-                        st[14] += prm[11] * (coh - st[14])
-                    if st[15] >= hold:
+                        st.coherence_high = 0.0
+                        st.coherence_level += p.level_beta * (coh - st.coherence_level)
+                    if st.coherence_high >= hold:
                         _relearn_scene(recent, buf, n_warm, n_start, start_passes, alpha, whiten, k_lo,
-                                       prm, w, w_save, v, cov, st)
+                                       p, w, w_save, v, cov, st)
         elif power <= _SILENT_POWER:
-            st[2] += 1.0
-        code = 1 if st[0] >= n_start and st[0] > 0 else 0
-        if code == 1 and st[12] > 0.0:
+            st.silent_frames += 1.0
+        code = 1 if st.frames >= n_start and st.frames > 0 else 0
+        if code == 1 and st.tainted_left > 0.0:
             code = 2
-        if st[12] > 0.0:
-            st[12] -= 1.0
+        if st.tainted_left > 0.0:
+            st.tainted_left -= 1.0
         learned[t] = code
         direct_path_regularity(w, k_lo, k_near, near[t])
         # projection back: with D[q, m] = conj(w[k, q, m]) and A = D^-1, the image

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numba import njit
 
@@ -43,6 +42,7 @@ from .ica import (best_pair_angle, jacobi_sweep, mode_product4, orthonormalise_r
 from .evidence import EvidenceParams
 from .labels import LabelParams, observe, restart_evidence
 from .moments import accumulate_moments, expand_quartic, forgetting_weight, symmetric_from_upper
+from .records import kernel_record, new_record
 from .whitening import small_inverse, whitening_matrix
 
 #: Below this covariance trace (power ~ −1000 dBFS) the moments are reset to
@@ -89,25 +89,9 @@ PARAMS = np.dtype([
 ])
 
 
-def kernel_record(values: np.ndarray) -> np.ndarray:
-    """A 1-element structured array as the td kernels take it (``rec[0].field`` inside).
-
-    Compiled, a plain structured array (numba checks its type in C, 0.3 µs a
-    call; a recarray's in Python, 2 µs); with NUMBA_DISABLE_JIT, a recarray
-    view of the same memory (the plain kernels read fields as attributes).
-    """
-    return values.view(np.recarray) if numba.config.DISABLE_JIT else values.view(np.ndarray)
-
-
 def new_params(**fields: float) -> np.ndarray:
     """The ``params`` record from every field of :data:`PARAMS`, for :func:`td_process`."""
-    missing = set(PARAMS.names) ^ set(fields)
-    if missing:
-        raise TypeError(f"td kernel parameters: {sorted(missing)} missing or unknown")
-    rec = np.zeros(1, dtype=PARAMS)
-    for name, value in fields.items():
-        rec[name] = value
-    return kernel_record(rec)
+    return new_record(PARAMS, **fields)
 
 
 #: The td loop's counters and schedules (int64 fields of the ``state`` record).
