@@ -86,7 +86,7 @@ class FrequencyDomainEngine(VoicePin):
         #: first separated bin (lower bins go wholly to the background)
         self.k_lo = k_lo
         self._kernel_params = new_params(
-            alpha=alpha, eps_load=p.eps_load, r_floor=p.r_floor, shape=prior_shape(p.prior),
+            alpha=alpha, eps_load=p.eps_load, r_floor=p.r_floor, prior_shape=prior_shape(p.prior),
             max_gain=10.0 ** (p.max_gain_db / 20.0),
             scene_beta=1.0 - math.exp(-1.0 / (p.scene_memory_s * frames_per_s)), scene_ratio=p.scene_ratio,
             loud_factor=p.loud_factor, balance_gate_db=p.balance_gate_db,

@@ -72,7 +72,7 @@ PARAMS = np.dtype([
     ("alpha", "f8"),            # forgetting factor per frame of the weighted covariances
     ("eps_load", "f8"),         # diagonal loading of V_q, relative to its mean eigenvalue
     ("r_floor", "f8"),          # floor of a source norm relative to its running mean
-    ("shape", "f8"),            # source prior: 1 Laplacian (phi = 1/r), 0 time-varying Gaussian (1/r^2)
+    ("prior_shape", "f8"),      # source prior: 1 Laplacian (phi = 1/r), 0 time-varying Gaussian (1/r^2)
     ("max_gain", "f8"),         # cap on the norm of each bin's gain from the mics to the voice image
     ("scene_beta", "f8"),       # weight of a frame in the scene check's short-memory covariances
     ("scene_ratio", "f8"),      # how many times its steady level the coherence must reach
@@ -354,7 +354,7 @@ def _batch_pass(buf: np.ndarray, n: int, alpha: float, s_total: float, w: np.nda
     online recursion would, but its source-model weight phi comes from the
     current demixers instead of the ones it met on arrival.
     """
-    shape = p.shape
+    shape = p.prior_shape
     phi = np.empty(2)
     r_all = np.empty((n, 2))
     mean_r = 0.0
@@ -645,7 +645,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
     n_bins = xf.shape[2]
     alpha = p.alpha
     r_floor_rel = p.r_floor
-    shape = p.shape
+    shape = p.prior_shape
     n_iter = p.iterations
     k_lo = p.k_lo
     whiten = p.whiten
