@@ -14,7 +14,8 @@ from rtsep import Separator
 from rtsep.config import FdParams
 from rtsep.engines.fd import FrequencyDomainEngine
 from rtsep.errors import ConfigError
-from rtsep.kernels.iva import gev_pair, iva_frames, new_counters, new_params, whitened_pair
+from rtsep.kernels.iva import iva_frames, new_counters, new_params
+from rtsep.kernels.iva_pair import gev_pair, whitened_pair
 from rtsep.kernels.records import kernel_record
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
