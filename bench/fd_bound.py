@@ -24,7 +24,7 @@ Three questions, three tables (``bench/ROOMS.md``):
 
 Run (about 5 min on 2 cores)::
 
-    .venv/bin/python bench/fd_bound.py [--jobs 2] [--set whiten=false ...] [--json out.json]
+    .venv/bin/python bench/fd_bound.py [--jobs 2] [--param whiten=false ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ import devset  # noqa: E402
 
 from rtsep.material.causal_bound import batch_auxiva, frozen_images, sdr_improvement  # noqa: E402
 from rtsep.engines.fd import FrequencyDomainEngine  # noqa: E402
+from rtsep.options import engine_params  # noqa: E402
 
 FS = devset.FS
 FRAME, HOP = 1024, 256
@@ -144,19 +145,6 @@ def rooms() -> list[str]:
     return [c.name for c in devset.cases() if c.mixing == "room"]
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for it in items:
-        k, _, v = it.partition("=")
-        out[k] = {"true": True, "false": False}.get(v.lower(), None)
-        if out[k] is None:
-            try:
-                out[k] = int(v)
-            except ValueError:
-                out[k] = float(v) if v.replace(".", "", 1).replace("e-", "", 1).isdigit() else v
-    return out
-
-
 def markdown(rows: list[dict[str, Any]], params: dict[str, Any], command: str, wall_s: float) -> str:
     """The three tables as markdown."""
     med = lambda xs: float(np.median(xs))  # noqa: E731
@@ -195,7 +183,8 @@ def markdown(rows: list[dict[str, Any]], params: dict[str, Any], command: str, w
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="fd engine parameters")
+    ap.add_argument("--param", action="append", metavar="NAME=VALUE", default=[],
+                    help="an fd engine parameter, as rtsep's own --param (repeatable)")
     ap.add_argument("--rooms", default="", help="comma-separated substrings: only rooms whose names hold one")
     ap.add_argument("--no-peer", action="store_true", help="skip batch AuxIVA (faster, fd figures only)")
     ap.add_argument("--screen", action="store_true",
@@ -203,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="", help="write the rows here")
     ap.add_argument("--markdown", default="", help="write the tables here")
     args = ap.parse_args(argv)
-    params = _parse_set(args.set)
+    params = engine_params(argparse.Namespace(engine="fd", param=args.param))
     names = [n for n in rooms() if any(part in n for part in args.rooms.split(","))]
     t0 = time.time()
     rows = []
