@@ -14,7 +14,8 @@ import numpy as np
 
 from ..config import TdParams, params_from
 from ..kernels.moments import quartic_index_table
-from ..kernels.td import kernel_record, new_counters, new_params, new_scratch, td_process
+from ..kernels.records import kernel_record
+from ..kernels.td import new_counters, new_params, new_scratch, td_process
 from ..labeling import VoicePin, initial_pin, initial_selection, label_evidence, label_info, new_label_state
 
 

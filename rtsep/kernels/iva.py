@@ -56,7 +56,7 @@ import numpy as np
 from numba import njit
 
 from .iva_pair import gev_pair, hermitian_quad, whitened_pair
-from .records import new_record
+from .records import new_record, zeroed_state
 
 
 #: Frames whose power (sum of |X|^2 over bins and both mics) is below this
@@ -120,8 +120,8 @@ def new_params(**fields: float) -> np.ndarray:
 
 
 def new_counters() -> np.recarray:
-    """Zeroed :data:`COUNTERS` for a new stream: a recarray of length 1 (the kernel takes its :func:`kernel_record`)."""
-    return np.zeros(1, dtype=COUNTERS).view(np.recarray)
+    """Zeroed :data:`COUNTERS` for a new stream (:func:`~rtsep.kernels.records.zeroed_state`)."""
+    return zeroed_state(COUNTERS)
 
 
 @njit(cache=True)

@@ -37,3 +37,9 @@ def new_record(dtype: np.dtype, **fields: float) -> np.ndarray:
     for name, value in fields.items():
         rec[name] = value
     return kernel_record(rec)
+
+
+def zeroed_state(dtype: np.dtype) -> np.recarray:
+    """A zeroed record of ``dtype`` for a new stream: a recarray of length 1, read by field by the
+    engine (``counters[0].frames``); the kernel takes its :func:`kernel_record`."""
+    return np.zeros(1, dtype=dtype).view(np.recarray)

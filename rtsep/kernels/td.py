@@ -42,7 +42,7 @@ from .ica import (best_pair_angle, jacobi_sweep, mode_product4, orthonormalise_r
 from .evidence import EvidenceParams
 from .labels import LabelParams, observe, restart_evidence
 from .moments import accumulate_moments, expand_quartic, forgetting_weight, symmetric_from_upper
-from .records import kernel_record, new_record
+from .records import new_record, zeroed_state
 from .whitening import small_inverse, whitening_matrix
 
 #: Below this covariance trace (power ~ −1000 dBFS) the moments are reset to
@@ -114,8 +114,8 @@ COUNTERS = np.dtype([
 
 
 def new_counters() -> np.recarray:
-    """Zeroed :data:`COUNTERS` for a new stream: a recarray of length 1 (the kernel takes its :func:`kernel_record`)."""
-    return np.zeros(1, dtype=COUNTERS).view(np.recarray)
+    """Zeroed :data:`COUNTERS` for a new stream (:func:`~rtsep.kernels.records.zeroed_state`)."""
+    return zeroed_state(COUNTERS)
 
 
 class TdScratch(NamedTuple):
