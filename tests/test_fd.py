@@ -239,6 +239,19 @@ def test_state_arrays_resume_the_stream(mix: np.ndarray, whole) -> None:
     np.testing.assert_array_equal(np.r_[first, second], whole[0])
 
 
+def test_a_state_saved_with_other_parameters_or_layout_is_refused_in_one_line(mix: np.ndarray) -> None:
+    eng = FrequencyDomainEngine(FS, 2, **CFG)
+    eng.process(mix[:3000])
+    saved = eng.state_arrays()
+    other = FrequencyDomainEngine(FS, 2, **{**CFG, "frame": 2 * eng.frame})
+    with pytest.raises(ConfigError, match="has shape .* resume with the same channels and parameters"):
+        other.load_state_arrays(saved)
+    old = {**saved, "st": np.zeros(17)}
+    del old["counters"]
+    with pytest.raises(ConfigError, match="lacks 'counters'"):
+        eng.load_state_arrays(old)
+
+
 def test_info(mix: np.ndarray) -> None:
     eng = FrequencyDomainEngine(FS, 2, **CFG)
     eng.process(mix)

@@ -76,3 +76,39 @@ def engine_class(name: str) -> type:
         raise ConfigError(f"engine={name!r} is unknown; choose one of {', '.join(ENGINES)}") from None
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def check_saved_state(expected: dict[str, np.ndarray], state: dict[str, Any],
+                      any_length: tuple[str, ...] = ()) -> None:
+    """Refuse, in one line, saved state arrays that this engine could not continue from.
+
+    Parameters
+    ----------
+    expected : dict of str to ndarray
+        The engine's own :meth:`state_arrays` (names, shapes, dtypes to match).
+    state : dict of str to ndarray
+        The arrays to load.
+    any_length : tuple of str
+        Arrays whose last axis depends on where the stream stopped (a FIFO
+        of outputs not yet emitted): only their other axes must match.
+
+    Raises
+    ------
+    ConfigError
+        A name missing, or a shape or layout that differs (other channels or
+        parameters, another rtsep version).
+    """
+    from ..errors import ConfigError
+
+    for k, mine in expected.items():
+        if k not in state:
+            raise ConfigError(f"saved state lacks {k!r} (saved by another rtsep version?); "
+                              "resume with the same channels and parameters and rtsep version")
+        val = np.asarray(state[k])
+        if (val.shape[:-1] != mine.shape[:-1] if k in any_length and val.ndim == mine.ndim
+                else val.shape != mine.shape):
+            raise ConfigError(f"saved state {k!r} has shape {val.shape}, this engine needs {mine.shape}; "
+                              "resume with the same channels and parameters")
+        if val.dtype != mine.dtype:
+            raise ConfigError(f"saved state {k!r} has the layout {val.dtype}, this engine needs {mine.dtype}; "
+                              "resume with the same rtsep version")

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from ..config import FdParams, params_from, prior_shape
-from ..errors import ConfigError
-from ..kernels.iva import COUNTERS, iva_frames, new_counters, new_params
-from ..kernels.records import kernel_record
+from ..kernels.iva import iva_frames, new_counters, new_params
 from ..kernels.labels import label_block
+from ..kernels.records import kernel_record
 from ..kernels.stft import gather_frames, overlap_add, pr_windows
 from ..labeling import VoicePin, as_label_state, initial_pin, initial_selection, label_evidence, label_info, new_label_state
 from ..postfilter import PostFilter
+from .base import check_saved_state
 
 #: Frames handed to the kernels at once: bounds memory on whole-file calls.
 _FRAMES_PER_CHUNK = 256
@@ -220,10 +220,8 @@ class FrequencyDomainEngine(VoicePin):
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore state saved by :meth:`state_arrays`."""
-        counters = state.get("counters")
-        if counters is None or np.asarray(counters).dtype != COUNTERS:
-            raise ConfigError("saved state lacks the fd counters in this version's layout (saved by another "
-                              "rtsep version?); resume with the same rtsep version")
+        # the FIFO holds the outputs decided but not yet emitted: its length depends on the block
+        check_saved_state(self.state_arrays(), state, any_length=("fifo",))
         for q, pf in enumerate(self._pf):
             pf.load_state_arrays({k[4:]: v for k, v in state.items() if k.startswith(f"pf{q}_")})
         for k, val in state.items():

@@ -17,6 +17,7 @@ from ..kernels.moments import quartic_index_table
 from ..kernels.records import kernel_record
 from ..kernels.td import new_counters, new_params, new_scratch, td_process
 from ..labeling import VoicePin, initial_pin, initial_selection, label_evidence, label_info, new_label_state
+from .base import check_saved_state
 
 
 class TimeDomainEngine(VoicePin):
@@ -150,19 +151,7 @@ class TimeDomainEngine(VoicePin):
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore state saved by :meth:`state_arrays` (same fs, channels, params)."""
-        from ..errors import ConfigError
-
-        for k, mine in self.state_arrays().items():
-            if k not in state:
-                raise ConfigError(f"saved state lacks {k!r} (saved by another rtsep version?); "
-                                  "resume with the same channels and parameters and rtsep version")
-            val = np.asarray(state[k])
-            if val.shape != mine.shape:
-                raise ConfigError(f"saved state {k!r} has shape {val.shape}, this engine needs {mine.shape}; "
-                                  "resume with the same channels and parameters")
-            if val.dtype != mine.dtype:
-                raise ConfigError(f"saved state {k!r} has the layout {val.dtype}, this engine needs {mine.dtype}; "
-                                  "resume with the same rtsep version")
+        check_saved_state(self.state_arrays(), state)
         for k in self.state_arrays():
             if k == "vad":
                 self._vad.load(state[k])
