@@ -45,8 +45,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import devset  # noqa: E402
 
-from rtsep.material.causal_bound import batch_auxiva, frozen_images, sdr_improvement  # noqa: E402
-from rtsep.engines.fd import FrequencyDomainEngine  # noqa: E402
+from rtsep.material.causal_bound import (Snapshots, batch_auxiva, frozen_images, sdr_improvement,  # noqa: E402
+                                         stream_with_snapshots)
 from rtsep.options import engine_params  # noqa: E402
 
 FS = devset.FS
@@ -74,46 +74,9 @@ def sdri(out: np.ndarray, images: np.ndarray, mic0: np.ndarray, start_s: float =
     return sdr_improvement(out, images, mic0, FS, start_s)
 
 
-def stream_fd(mix: np.ndarray, times: tuple[float, ...], **params: Any) -> tuple[dict[float, np.ndarray], np.ndarray,
-                                                                                 int, float, dict[str, Any]]:
-    """Stream ``mix`` through the fd engine; copies of its demixers at ``times`` (s).
-
-    Returns
-    -------
-    snaps : dict
-        ``t -> w`` (copy of the engine's demixers once the frame ending at t has been learnt).
-    outputs : ndarray, shape (2, n)
-        The stream's own outputs, aligned with the input (latency removed).
-    k_lo : int
-        First separated bin.
-    seconds : float
-        Wall time of the stream alone (s), snapshots excluded.
-    info : dict
-        The engine's ``info()`` at the end (restarts adopted, scene restarts, ...).
-    """
-    # output order pinned unless asked otherwise: the demixers are under test, not the label
-    eng = FrequencyDomainEngine(FS, 2, frame=FRAME, **{"voice": 0, **params})
-    eng.warmup()
-    lat = eng.latency_samples
-    x = np.concatenate([mix, np.zeros((lat, 2))])
-    marks = sorted(int(round(t * FS)) for t in times)
-    snaps: dict[float, np.ndarray] = {}
-    outs = []
-    wall = 0.0
-    i = 0
-    for m in marks + [x.shape[0]]:
-        while i < m:
-            j = min(m, i + BLOCK)
-            t0 = time.perf_counter()
-            outs.append(eng.process(x[i:j]))
-            wall += time.perf_counter() - t0
-            i = j
-        if m < x.shape[0] or m in marks:
-            snaps[m / FS] = eng.w.copy()
-    v = np.concatenate([o[0] for o in outs])[lat:lat + mix.shape[0]]
-    b = np.concatenate([o[1] for o in outs])[lat:lat + mix.shape[0]]
-    info = eng.info()
-    return snaps, np.stack([v, b]), eng.k_lo, wall, info
+def stream_fd(mix: np.ndarray, times: tuple[float, ...], **params: Any) -> Snapshots:
+    """The fd engine at frame FRAME over ``mix``, demixers copied at ``times`` (:func:`stream_with_snapshots`)."""
+    return stream_with_snapshots(mix, FS, times, BLOCK, frame=FRAME, **params)
 
 
 def score_room(name: str, params: dict[str, Any], with_peer: bool = True,

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from rtsep.material import music, speech
-from rtsep.engines.fd import FrequencyDomainEngine
 
 FS = 16000
 SECONDS = 12.0
@@ -50,6 +49,7 @@ def room(request):
     why = _missing()
     if why:
         pytest.skip(why)
+    from rtsep.material.causal_bound import stream_with_snapshots
     from rtsep.material.rooms import simulate_room
 
     track, offset, lang, tseed, rt60, spacing, tbr, seed = ROOMS[request.param]
@@ -59,16 +59,9 @@ def room(request):
     r = simulate_room(voice, bg, FS, rt60=rt60, spacing=spacing, talker_dist=0.7, background_dist=1.8,
                       sir_db=tbr, seed=seed)
     mix, images = r.mix, np.ascontiguousarray(r.images[:, :, 0])
-    # the output order pinned: the demixers are under test here, the voice label in test_labels.py
-    eng = FrequencyDomainEngine(FS, 2, frame=1024, voice=0)
-    lat = eng.latency_samples
-    x = np.concatenate([mix, np.zeros((lat, 2))])
-    cut = int(CUT_S * FS)
-    outs = [eng.process(x[i:min(i + 512, cut)]) for i in range(0, cut, 512)]
-    w_cut = eng.w.copy()
-    outs += [eng.process(x[i:i + 512]) for i in range(cut, x.shape[0], 512)]
-    out = np.stack([np.concatenate([o[q] for o in outs])[lat:lat + n] for q in range(2)])
-    return mix, images, w_cut, out, eng.k_lo
+    # output order pinned: the demixers are under test here, the voice label in test_labels.py
+    run = stream_with_snapshots(mix, FS, (CUT_S,), frame=1024)
+    return mix, images, run.demixers[CUT_S], run.outputs, run.k_lo
 
 
 @pytest.mark.heavy

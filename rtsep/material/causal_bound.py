@@ -14,11 +14,14 @@ batch fit; nothing in the runtime imports this module.
 from __future__ import annotations
 
 import math
+import time
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.signal import ShortTimeFFT
 from scipy.signal.windows import hann
 
+from ..engines.fd import FrequencyDomainEngine
 from ..metrics import improvement
 from .rooms import import_pyroomacoustics
 
@@ -125,3 +128,44 @@ def sdr_improvement(outputs: np.ndarray, images: np.ndarray, mic0: np.ndarray, f
         imp = improvement(outputs[list(order), a:], images[:, a:], mic0[a:])
         best = max(best, float(np.mean(imp.sdr_improvement)))
     return best
+
+
+class Snapshots(NamedTuple):
+    """What :func:`stream_with_snapshots` returns."""
+
+    demixers: dict[float, np.ndarray]  # t (s) -> copy of the engine's w once the frame ending at t was learnt
+    outputs: np.ndarray                # (2, n): the stream's own outputs, latency removed
+    k_lo: int                          # first separated bin
+    seconds: float                     # wall time of the stream alone (s), snapshots excluded
+    info: dict[str, Any]               # the engine's info() at the end
+
+
+def stream_with_snapshots(mix: np.ndarray, fs: float, times: tuple[float, ...], block: int = 256,
+                          **params: Any) -> Snapshots:
+    """Stream ``mix`` (n, 2) through the fd engine in blocks; copies of its demixers at ``times`` (s).
+
+    The output order is pinned (``voice=0``) unless ``params`` say otherwise:
+    the demixers are under test here, not the voice label. Blocks are cut at
+    each time in ``times``; the output does not depend on it (block-size
+    invariance).
+    """
+    eng = FrequencyDomainEngine(fs, 2, **{"voice": 0, **params})
+    eng.warmup()
+    lat = eng.latency_samples
+    x = np.concatenate([mix, np.zeros((lat, 2))])
+    marks = sorted(round(t * fs) for t in times)
+    snaps: dict[float, np.ndarray] = {}
+    outs = []
+    wall = 0.0
+    i = 0
+    for m in [*marks, x.shape[0]]:
+        while i < m:
+            j = min(m, i + block)
+            t0 = time.perf_counter()
+            outs.append(eng.process(x[i:j]))
+            wall += time.perf_counter() - t0
+            i = j
+        if m in marks:
+            snaps[m / fs] = eng.w.copy()
+    out = np.stack([np.concatenate([o[q] for o in outs])[lat:lat + mix.shape[0]] for q in range(2)])
+    return Snapshots(snaps, out, eng.k_lo, wall, eng.info())
