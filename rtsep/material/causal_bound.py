@@ -144,12 +144,13 @@ def stream_with_snapshots(mix: np.ndarray, fs: float, times: tuple[float, ...], 
                           **params: Any) -> Snapshots:
     """Stream ``mix`` (n, 2) through the fd engine in blocks; copies of its demixers at ``times`` (s).
 
-    The output order is pinned (``voice=0``) unless ``params`` say otherwise:
-    the demixers are under test here, not the voice label. Blocks are cut at
+    The output order is pinned (``voice=0``) and the post-filter is off
+    (``suppress_db=0``) unless ``params`` say otherwise: the demixers are
+    under test here, not the voice label nor the post-filter. Blocks are cut at
     each time in ``times``; the output does not depend on it (block-size
     invariance).
     """
-    eng = FrequencyDomainEngine(fs, 2, **{"voice": 0, **params})
+    eng = FrequencyDomainEngine(fs, 2, **{"voice": 0, "suppress_db": 0.0, **params})
     eng.warmup()
     lat = eng.latency_samples
     x = np.concatenate([mix, np.zeros((lat, 2))])
