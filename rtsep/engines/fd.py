@@ -159,11 +159,10 @@ class FrequencyDomainEngine(VoicePin):
             # rather than handed to the background
             raw = np.empty_like(out)
             overlap_add(np.fft.irfft(img, n=n, axis=-1), self._win_s, self.acc_raw, h, raw)
-            for t in range(n_frames):
-                g0 = self._pf[0].process_frame(img[t, 0], img[t, 1]).copy()
-                g1 = self._pf[1].process_frame(img[t, 1], img[t, 0])
-                img[t, 0] *= g0
-                img[t, 1] *= g1
+            g0 = self._pf[0].process_frames(img[:, 0], img[:, 1])
+            g1 = self._pf[1].process_frames(img[:, 1], img[:, 0])
+            img[:, 0] *= g0
+            img[:, 1] *= g1
         overlap_add(np.fft.irfft(img, n=n, axis=-1), self._win_s, self.acc, h, out)
         res = np.empty((2, n_frames * h))
         ref = np.ascontiguousarray(ext[first:first + n_frames * h, 0])
