@@ -437,7 +437,7 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int) -> None:
     cs = np.zeros_like(cov)
     # fault gates and scene check off: the naive reference has neither
     params = new_params(alpha=alpha, eps_load=eps_load, r_floor=r_floor, prior_shape=shape, max_gain=1e10,
-                        scene_beta=0.1, scene_ratio=0.0, loud_factor=0.0, balance_gate_db=0.0,
+                        scene_beta=0.1, scene_ratio=0.0, loud_factor=0.0, balance_gate_db=0.0, dead_mic_db=0.0,
                         balance_accept=1.0, scene_floor=0.0, level_beta=0.01, balance_memory=100.0,
                         iterations=n_iter, k_lo=k_lo, whiten=whiten, n_start=n_start,
                         start_passes=start_passes, every=every, passes=passes, restart_last=0, overlap=4,

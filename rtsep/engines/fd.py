@@ -89,7 +89,7 @@ class FrequencyDomainEngine(VoicePin):
             alpha=alpha, eps_load=p.eps_load, r_floor=p.r_floor, prior_shape=prior_shape(p.prior),
             max_gain=10.0 ** (p.max_gain_db / 20.0),
             scene_beta=1.0 - math.exp(-1.0 / (p.scene_memory_s * frames_per_s)), scene_ratio=p.scene_ratio,
-            loud_factor=p.loud_factor, balance_gate_db=p.balance_gate_db,
+            loud_factor=p.loud_factor, balance_gate_db=p.balance_gate_db, dead_mic_db=p.dead_mic_db,
             balance_accept=max(1.0, round(p.balance_accept_s * frames_per_s)), scene_floor=p.scene_floor,
             level_beta=1.0 - math.exp(-1.0 / (_SCENE_LEVEL_S * frames_per_s)),
             balance_memory=p.memory_s * frames_per_s,
