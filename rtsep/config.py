@@ -222,6 +222,11 @@ class TdParams(LabelFields):
     dead_mic_db : float
         A mic whose 2 ms power falls this many dB below another mic's is
         dead: its samples are not learnt from; 0 disables.
+    suppress_db : float
+        Post-filter of the voice against the background output (dB, the most
+        a bin is attenuated; see :mod:`rtsep.postfilter`) in a low-delay
+        filter bank (:mod:`rtsep.lowdelay`): it delays both outputs by two
+        hops (63 samples, 3.9 ms at 16 kHz). 0 (default): off, and no delay.
     """
 
     memory_s: float = 2.0
@@ -240,6 +245,7 @@ class TdParams(LabelFields):
     change_min_gain: float = 0.25
     stuck_s: float = 0.0005
     dead_mic_db: float = 40.0
+    suppress_db: float = 0.0
 
     def validated(self, fs: float, channels: int) -> "TdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
@@ -261,6 +267,7 @@ class TdParams(LabelFields):
         check_range("change_min_gain", self.change_min_gain, 0.0, 1e6)
         check_range("stuck_s", self.stuck_s, 0.0, 1.0)
         check_range("dead_mic_db", self.dead_mic_db, 0.0, 300.0)
+        check_range("suppress_db", self.suppress_db, 0.0, 60.0)
         return dataclasses.replace(self, update_every=int(every), sources=int(q),
                                    label_vad=_as_bool("label_vad", self.label_vad),
                                    ref_mic=int(self.ref_mic),
@@ -370,15 +377,18 @@ class FdParams(LabelFields):
         ``ref_mic``). With more than two microphones the rest are ignored.
     suppress_db : float
         Post-filter inside the STFT (no added latency): the most each bin of
-        each output is attenuated where the other output says the background
+        the voice is attenuated where the other output says the background
         is (dB, MMSE log-spectral amplitude gain, decision-directed; see
-        :mod:`rtsep.postfilter`); 0 (default) switches it off. 12 dB measured
-        best for the voice on the voice-call bench (bench/VOICECALL.md): voice
-        SIR improvement +5.9 → +10.0 dB, ΔPESQ-WB +0.08 → +0.21, ΔDNSMOS OVRL
-        +0.36 → +0.75. Off by default for now: what it takes from the voice
-        goes to the background output (voice + background stays the mic), whose
-        SIR then falls (42 → 6 dB on an instantaneous mixture), and it slows
-        the recovery after faults and scene changes (fd specs).
+        :mod:`rtsep.postfilter`); 0 switches it off. It changes the voice
+        output only: the label reads the separated outputs and the background
+        stays the mic minus the voice as separated, so what the filter removes
+        (residual background, and some voice) is dropped, and with it on
+        ``voice + background`` is no longer the mic. 12 dB measured best for
+        the voice on the voice-call bench (bench/VOICECALL.md, 10 rooms of
+        real speech): voice SIR improvement +5.9 → +10.0 dB, SDR +0.8 → +1.9,
+        ΔPESQ-WB +0.08 → +0.21, ΔDNSMOS OVRL +0.36 → +0.75. On mixtures
+        already separated to 15 dB and more it costs the voice about 1-2 dB of
+        SDR (the robustness specs' rooms).
     scene_ratio : float
         Scene check: the two outputs' coherence over the last
         ``scene_memory_s`` must reach this many times its steady level (and
@@ -407,6 +417,11 @@ class FdParams(LabelFields):
     balance_accept_s : float
         After this long (seconds) in a row, such a balance (or clipping) is
         accepted as the new normal.
+    dead_mic_db : float
+        A frame where one mic is this many dB below the other is not learned
+        from, from the very first frame on (before the first estimate there is
+        no running balance to compare with): demixers estimated on a dead mic
+        would blow the outputs up 7-11 times once it comes back (measured). 0: off.
     """
 
     frame: int | None = None
@@ -427,7 +442,7 @@ class FdParams(LabelFields):
     max_gain_db: float = 40.0
     ref_mic: int = 0
     second_mic: int = -1
-    suppress_db: float = 0.0
+    suppress_db: float = 12.0
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
@@ -435,6 +450,7 @@ class FdParams(LabelFields):
     loud_factor: float = 50.0
     balance_gate_db: float = 20.0
     balance_accept_s: float = 2.0
+    dead_mic_db: float = 40.0
 
     def validated(self, fs: float, channels: int) -> "FdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
@@ -480,6 +496,7 @@ class FdParams(LabelFields):
             check_range("loud_factor", self.loud_factor, 1.0, 1e6)
         check_range("balance_gate_db", self.balance_gate_db, 0.0, 200.0)
         check_range("balance_accept_s", self.balance_accept_s, 0.0, 60.0)
+        check_range("dead_mic_db", self.dead_mic_db, 0.0, 300.0)
         return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), iterations=int(iterations),
                                    label_vad=_as_bool("label_vad", self.label_vad),
                                    warmup_every=int(every), warmup_passes=int(passes),

@@ -50,6 +50,9 @@ def engine_params(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--param {item!r} should look like name=value, e.g. --param memory_s=3")
         params[key.strip()] = _parse_value(val.strip())
+    suppress = getattr(args, "suppress", None)
+    if suppress is not None:
+        params["suppress_db"] = float(suppress)
     voice = getattr(args, "voice", "auto")
     if voice not in (None, "auto"):
         params["voice"] = int(voice) - 1  # people count outputs from 1, the API from 0
@@ -87,9 +90,16 @@ VOICE_HELP = ("which separated output is the voice: auto (the talker; between tw
               "pinned to output 1 or 2")
 
 
+#: what ``--suppress`` means, in every command that takes engine options
+SUPPRESS_HELP = ("post-filter: the most (dB) it attenuates what is left of the background in the voice, "
+                 "0 to switch it off (the background output is never filtered). fd: inside its STFT, no added "
+                 "delay; td: a low-delay filter bank, 63 samples (3.9 ms at 16 kHz) of delay. Same as "
+                 "--param suppress_db=DB")
+
+
 def add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE, why: str = DEFAULT_ENGINE_WHY,
                        engine_help: str = "", voice_help: str = "", config: bool = True) -> None:
-    """Add ``--engine``, ``--param``, ``--config`` and ``--voice`` (read back by :func:`engine_params`).
+    """Add ``--engine``, ``--param``, ``--config``, ``--voice`` and ``--suppress`` (read back by :func:`engine_params`).
 
     Parameters
     ----------
@@ -113,6 +123,7 @@ def add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE
         p.add_argument("--config", metavar="FILE.toml",
                        help="engine parameters from a TOML file ([td] / [fd] tables)")
     p.add_argument("--voice", choices=("auto", "1", "2"), default="auto", help=VOICE_HELP + voice_help)
+    p.add_argument("--suppress", type=float, metavar="DB", default=None, help=SUPPRESS_HELP)
 
 
 def add_verbose(p: argparse.ArgumentParser) -> None:

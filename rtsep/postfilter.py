@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import check_range
 from .errors import ConfigError, InputFormatError
-from .kernels.postfilter import RULE_LSA, RULE_WIENER, postfilter_frame
+from .kernels.postfilter import new_params, postfilter_frame, postfilter_frames
 from .kernels.stft import pr_windows
 
 #: Default maximum attenuation (dB); chosen from bench/VOICECALL.md.
@@ -92,18 +92,19 @@ class PostFilter:
         def forget(tau: float) -> float:
             return math.exp(-1.0 / (tau * frames_per_s)) if tau > 0 else 0.0
 
-        self._prm = np.array([forget(noise_tau_s), forget(leak_tau_s), beta0, leak_weight, alpha_dd,
-                              10.0 ** (-self.suppress_db / 20.0), RULE_LSA if rule == "lsa" else RULE_WIENER,
-                              1e-20, forget(voice_tau_s),
-                              max(1, round(_FLOOR_WINDOW_S * frames_per_s / _N_SUB)), floor_weight],
-                             dtype=np.float64)
+        self.params = new_params(a_noise=forget(noise_tau_s), a_leak=forget(leak_tau_s), beta0=beta0,
+                                 leak_weight=leak_weight, alpha_dd=alpha_dd,
+                                 g_min=10.0 ** (-self.suppress_db / 20.0), lsa=int(rule == "lsa"),
+                                 lam_floor=1e-20, a_voice=forget(voice_tau_s),
+                                 sub_len=max(1, round(_FLOOR_WINDOW_S * frames_per_s / _N_SUB)),
+                                 floor_weight=floor_weight)
         self.gain = np.ones(self.n_bins)
         self.reset()
 
     @property
     def g_min(self) -> float:
         """Gain floor (linear)."""
-        return float(self._prm[5])
+        return float(self.params[0]["g_min"])
 
     def reset(self) -> None:
         """Forget the stream: powers, leakage and the decision-directed memory start afresh."""
@@ -147,8 +148,30 @@ class PostFilter:
             raise InputFormatError(f"process_frame needs two spectra of shape ({self.n_bins},), "
                                    f"got {v.shape} and {b.shape}")
         postfilter_frame(v, b, self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min,
-                         self.count, self._prm, self.gain)
+                         self.count, self.params, self.gain)
         return self.gain
+
+    def process_frames(self, v: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Gains for F consecutive frames, in one kernel call.
+
+        Parameters
+        ----------
+        v, b : ndarray, shape (F, frame // 2 + 1), complex128, C-contiguous
+            Spectra of F frames of the separated voice and background.
+
+        Returns
+        -------
+        ndarray, shape (F, frame // 2 + 1), float64
+            Gain per frame and bin in ``[10^(-suppress_db/20), 1]`` (a new array).
+        """
+        if v.ndim != 2 or v.shape[1] != self.n_bins or b.shape != v.shape:
+            raise InputFormatError(f"process_frames needs two arrays of shape (F, {self.n_bins}), "
+                                   f"got {v.shape} and {b.shape}")
+        gains = np.empty(v.shape)
+        postfilter_frames(np.ascontiguousarray(v, dtype=np.complex128), np.ascontiguousarray(b, dtype=np.complex128),
+                          self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min, self.count,
+                          self.params, gains)
+        return gains
 
 
 def filter_signal(voice: np.ndarray, background: np.ndarray, pf: PostFilter) -> np.ndarray:

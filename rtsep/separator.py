@@ -203,8 +203,10 @@ class Separator:
         -------
         voice, background : ndarray, shape (n,), float32
             The talker and everything else as heard at the reference mic,
-            delayed by :attr:`latency_samples`. ``voice + background`` equals
-            the (DC-removed) reference mic.
+            delayed by :attr:`latency_samples`. ``background`` is the
+            (DC-removed) reference mic minus the voice as separated: with the
+            post-filter off (``suppress_db=0``) ``voice + background`` equals
+            the reference mic; the post-filter changes only ``voice``.
         """
         x = self._coerce(block)
         n = x.shape[0]

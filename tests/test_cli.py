@@ -80,6 +80,21 @@ def test_replay_engine_parameters_are_passed_and_validated(stereo, tmp_path):
     assert proc.returncode != 0 and "memory_s" in proc.stderr and "range" in proc.stderr
 
 
+def test_replay_suppress_is_the_post_filter_and_the_files_stay_aligned_with_the_input(stereo, tmp_path):
+    x, _ = sf.read(stereo, dtype="float32")
+    assert main(["replay", str(stereo), "-o", str(tmp_path), "-q", "--engine", "td", "--subtype", "FLOAT",
+                 "--suppress", "12"]) == 0
+    v, _ = sf.read(tmp_path / "voice.wav", dtype="float32")
+    sep = Separator(FS, suppress_db=12.0)
+    lat = sep.latency_samples
+    assert lat == 63
+    # the files are aligned with the input: the filter bank's delay is flushed and trimmed
+    want = sep.process(np.concatenate([x, np.zeros((lat, 2), np.float32)]))[0][lat:]
+    np.testing.assert_array_equal(v, want)
+    proc = _run("replay", str(stereo), "-o", str(tmp_path), "--engine", "td", "--suppress", "-3")
+    assert proc.returncode != 0 and "suppress_db" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     n = FS
     rng = np.random.default_rng(1)

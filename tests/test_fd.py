@@ -136,17 +136,31 @@ def test_variants_are_block_size_invariant_and_finite(mix: np.ndarray, variant: 
     np.testing.assert_array_equal(bs, b)
 
 
-def test_voice_plus_background_is_the_delayed_reference(mix: np.ndarray, whole) -> None:
-    lat = FrequencyDomainEngine(FS, 2, **CFG).latency_samples
-    v, b = whole
+def test_with_the_post_filter_off_voice_plus_background_is_the_delayed_reference(mix: np.ndarray) -> None:
+    eng = FrequencyDomainEngine(FS, 2, suppress_db=0, **CFG)
+    lat = eng.latency_samples
+    v, b = eng.process(mix)
     np.testing.assert_array_equal(v[:lat], 0.0)
     np.testing.assert_allclose(v + b, np.r_[np.zeros(lat), mix[:-lat, 0]], rtol=0, atol=1e-15)
+
+
+def test_the_post_filter_changes_the_voice_only(mix: np.ndarray, whole) -> None:
+    """On by default; the label and the background are those of the separation, bit for bit."""
+    off = FrequencyDomainEngine(FS, 2, suppress_db=0, **CFG)
+    v0, b0 = off.process(mix)
+    v, b = whole
+    assert FrequencyDomainEngine(FS, 2, **CFG).params.suppress_db == 12.0
+    np.testing.assert_array_equal(b, b0)
+    lat = off.latency_samples
+    # it attenuates: never louder than the separated voice, and not the same signal
+    assert np.sum(v[lat:] ** 2) < np.sum(v0[lat:] ** 2)
+    assert not np.allclose(v, v0, atol=1e-6)
 
 
 def test_projection_back_is_exactly_additive(mix: np.ndarray) -> None:
     # the two images are synthesised independently (each its own inverse STFT);
     # their sum must be the reference mic through the STFT, i.e. delayed
-    out = [FrequencyDomainEngine(FS, 2, voice=q, min_hz=0, **CFG).process(mix)[0] for q in (0, 1)]
+    out = [FrequencyDomainEngine(FS, 2, voice=q, min_hz=0, suppress_db=0, **CFG).process(mix)[0] for q in (0, 1)]
     lat = FrequencyDomainEngine(FS, 2, **CFG).latency_samples
     np.testing.assert_allclose(out[0] + out[1], np.r_[np.zeros(lat), mix[:-lat, 0]], rtol=0, atol=1e-12)
     assert np.std(out[0]) > 0.1 * np.std(mix) and np.std(out[1]) > 0.1 * np.std(mix)
@@ -423,7 +437,7 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int) -> None:
     cs = np.zeros_like(cov)
     # fault gates and scene check off: the naive reference has neither
     params = new_params(alpha=alpha, eps_load=eps_load, r_floor=r_floor, prior_shape=shape, max_gain=1e10,
-                        scene_beta=0.1, scene_ratio=0.0, loud_factor=0.0, balance_gate_db=0.0,
+                        scene_beta=0.1, scene_ratio=0.0, loud_factor=0.0, balance_gate_db=0.0, dead_mic_db=0.0,
                         balance_accept=1.0, scene_floor=0.0, level_beta=0.01, balance_memory=100.0,
                         iterations=n_iter, k_lo=k_lo, whiten=whiten, n_start=n_start,
                         start_passes=start_passes, every=every, passes=passes, restart_last=0, overlap=4,

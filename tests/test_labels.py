@@ -163,7 +163,8 @@ def test_a_pinned_voice_never_moves(engine):
 def test_swap_voice_calls_the_other_output_the_voice_at_once_and_keeps_it(engine):
     x = _syllables_over_noise()
     half = len(x) // 2
-    sep = Separator(FS, engine=engine)
+    # the post-filter off: it changes the voice only, and the sum is checked below
+    sep = Separator(FS, engine=engine, suppress_db=0)
     v1, b1 = sep.process(x[:half])
     before = sep.info()["voice"]
     assert sep.swap_voice() == 1 - before
@@ -174,7 +175,7 @@ def test_swap_voice_calls_the_other_output_the_voice_at_once_and_keeps_it(engine
     # the crossfaded swap keeps voice + background = the reference mic, and is click-free
     s = np.concatenate([v1, v2, v3]).astype(np.float64) + np.concatenate([b1, b2, b3])
     lat = sep.latency_samples
-    ref = Separator(FS, engine=engine, voice=0)
+    ref = Separator(FS, engine=engine, voice=0, suppress_db=0)
     r = np.add(*[o.astype(np.float64) for o in ref.process(x)])
     np.testing.assert_allclose(s, r, atol=1e-5)
     v = np.concatenate([v1, v2, v3])

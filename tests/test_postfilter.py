@@ -143,10 +143,11 @@ def test_reset_starts_afresh() -> None:
     np.testing.assert_array_equal(np.array(first), np.array(again))
 
 
-def _naive_gains(frames: list[tuple[np.ndarray, np.ndarray]], prm: np.ndarray) -> np.ndarray:
+def _naive_gains(frames: list[tuple[np.ndarray, np.ndarray]], params: np.ndarray) -> np.ndarray:
     """Plain-numpy reference of the kernel's recursion (see rtsep.kernels.postfilter)."""
-    a_n, a_l, beta0, w, a_dd, g_min, rule, floor, a_v, sub_len, w_f = prm
-    sub_len = int(sub_len)
+    p = params[0]
+    a_n, a_l, beta0, w, a_dd, g_min = p["a_noise"], p["a_leak"], p["beta0"], p["leak_weight"], p["alpha_dd"], p["g_min"]
+    rule, floor, a_v, sub_len, w_f = p["lsa"], p["lam_floor"], p["a_voice"], int(p["sub_len"]), p["floor_weight"]
     p_v = np.zeros(K)
     history: list[np.ndarray] = []  # p_v of every frame
     p_b = np.zeros(K)
@@ -189,7 +190,10 @@ def test_kernel_matches_a_plain_numpy_reference(rule: str, kw: dict) -> None:
     pf = PostFilter(FS, N_FFT, HOP, suppress_db=18.0, rule=rule, **kw)
     got = np.array([pf.process_frame(v, b).copy() for v, b in frames])
     # E1 is an A&S rational approximation in the kernel, scipy's exact one here
-    np.testing.assert_allclose(got, _naive_gains(frames, pf._prm), rtol=2e-4, atol=1e-9)
+    np.testing.assert_allclose(got, _naive_gains(frames, pf.params), rtol=2e-4, atol=1e-9)
+    pf.reset()
+    batched = pf.process_frames(np.array([v for v, _ in frames]), np.array([b for _, b in frames]))
+    np.testing.assert_array_equal(batched, got)
 
 
 def test_e1_approximation() -> None:

@@ -60,10 +60,12 @@ def test_fd_process_never_raises_never_outputs_nan_and_answers_every_sample(case
     v, b = np.concatenate([v, v2])[lat:], np.concatenate([b, b2])[lat:]
     assert v.shape == b.shape == (n,) and sep.stats.samples == n + lat
 
-    # voice + background is the (NaN-cleaned) reference mic, aligned: nothing lost or invented
+    # the background is the (NaN-cleaned) reference mic, aligned, minus the voice as
+    # separated: nothing invented (with the post-filter off, voice + background is the mic)
     peak = np.abs(clean).max()
     big = max(peak, np.abs(v).max(), np.abs(b).max())
-    np.testing.assert_allclose(v.astype(np.float64) + b, clean[:, 0], rtol=0, atol=1e-6 * big + 1e-30)
+    v_sep = stream(Separator(FS, engine="fd", suppress_db=0), np.r_[x, np.zeros((lat, 2))], sizes)[0][lat:]
+    np.testing.assert_allclose(v_sep.astype(np.float64) + b, clean[:, 0], rtol=0, atol=1e-6 * big + 1e-30)
     # bounded: never much louder than the loudest finite input
     assert np.abs(v).max() <= FD_GAIN_BOUND * peak + 1e-6
     assert np.abs(b).max() <= FD_GAIN_BOUND * peak + 1e-6
@@ -81,7 +83,8 @@ def test_fd_replaces_and_counts_nan_and_inf_in_a_short_stream():
     x[100:140, 1] = np.nan
     x[1000, 0] = np.inf
     x[2000, 1] = -np.inf
-    sep = Separator(FS, engine="fd", frame=128, warmup_s=0.1, start_s=0.02)
+    # the post-filter off: then voice + background is the (cleaned) mic, checked below
+    sep = Separator(FS, engine="fd", frame=128, warmup_s=0.1, start_s=0.02, suppress_db=0)
     lat = sep.latency_samples
     assert lat == 127
     v, b = stream(sep, x, [1, 0, 77, 500])
@@ -89,6 +92,27 @@ def test_fd_replaces_and_counts_nan_and_inf_in_a_short_stream():
     assert sep.stats.nonfinite == 42 and sep.stats.first_nonfinite == 100
     clean = np.where(np.isfinite(x), x, 0.0)
     np.testing.assert_allclose(v.astype(np.float64) + b, np.r_[np.zeros(lat), clean[:-lat, 0]], rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(NO_JIT, reason="seconds of audio; run compiled")
+@pytest.mark.parametrize("fault", ["dead", "same"])
+@pytest.mark.parametrize("dead_s", [0.25, 0.5])
+def test_fd_a_mic_without_spatial_information_from_the_start_is_not_learnt_from(fault, dead_s):
+    """Found by the property test above: demixers first estimated on frames where one mic was
+    dead, or carried the other's signal (a mono feed), are estimated on rank-one data and
+    projected the outputs 7-11 times over the input's peak once the mics differed again (the
+    balance gate then kept them from being corrected for 2 s)."""
+    from .test_robustness import _mixture
+
+    for seed in range(4):
+        x = _mixture(int(1.5 * FS), seed)
+        a = int(dead_s * FS)
+        x[:a, 1] = 0.0 if fault == "dead" else x[:a, 0]
+        sep = Separator(FS, engine="fd", suppress_db=0)
+        v, b = sep.process(np.r_[x, np.zeros((sep.latency_samples, 2))])
+        peak = np.abs(x).max()
+        assert max(np.abs(v).max(), np.abs(b).max()) <= 1.5 * peak  # measured at most 1.0
+        assert sep.info()["faulty_frames_skipped"] >= int(dead_s * FS / sep.info()["hop"]) - 4
 
 
 # ---------------------------------------------------------------- recovery after a fault
@@ -198,7 +222,9 @@ def test_separation_is_back_2_s_after_a_fault(engine, fault):
         print(f"{engine} {fault:22s} {name:8s} fault-free {clean:5.1f} dB, faulty {faulty:5.1f} dB "
               f"({faulty - clean:+.1f}) in the 0.5 s ending {AFTER_S:g} s after the fault")
     for name, clean, faulty in rows:
-        assert clean > 15.0, f"{name}: the fault-free run does not separate ({clean:.1f} dB)"
+        # measured 13.5-16.9 dB (fd, post-filter on: it costs these well-separated
+        # rooms 1-2 dB of SDR) and 15-17 dB without it
+        assert clean > 12.0, f"{name}: the fault-free run does not separate ({clean:.1f} dB)"
         assert faulty > clean - 3.0, f"{name}: {faulty:.1f} dB vs {clean:.1f} dB without the fault"
 
 
@@ -220,4 +246,4 @@ def test_fd_a_loud_burst_below_clipping_is_shrunk_and_forgotten_within_2_s():
     lat = sep.latency_samples
     before, after = _window_sdr(clean, image, end, lat), _window_sdr(v, image, end, lat)
     print(f"fd quiet +20 dB burst: {before:.1f} dB fault-free, {after:.1f} dB 2 s after")
-    assert before > 15.0 and after > before - 3.0
+    assert before > 12.0 and after > before - 3.0  # measured 14.7 and 12.5 dB

@@ -89,7 +89,7 @@ class FrequencyDomainEngine(VoicePin):
             alpha=alpha, eps_load=p.eps_load, r_floor=p.r_floor, prior_shape=prior_shape(p.prior),
             max_gain=10.0 ** (p.max_gain_db / 20.0),
             scene_beta=1.0 - math.exp(-1.0 / (p.scene_memory_s * frames_per_s)), scene_ratio=p.scene_ratio,
-            loud_factor=p.loud_factor, balance_gate_db=p.balance_gate_db,
+            loud_factor=p.loud_factor, balance_gate_db=p.balance_gate_db, dead_mic_db=p.dead_mic_db,
             balance_accept=max(1.0, round(p.balance_accept_s * frames_per_s)), scene_floor=p.scene_floor,
             level_beta=1.0 - math.exp(-1.0 / (_SCENE_LEVEL_S * frames_per_s)),
             balance_memory=p.memory_s * frames_per_s,
@@ -127,6 +127,8 @@ class FrequencyDomainEngine(VoicePin):
         self._sync_pin()
         self.tail = np.zeros((self.frame - 1, 2))
         self.acc = np.zeros((2, self.frame))
+        # the overlap-add of the images before the post-filter (the background's)
+        self.acc_raw = np.zeros((2, self.frame))
         # outputs decided but not yet emitted; the first frame-1 are the
         # zeros that stand for "before the stream"
         self.fifo = np.zeros((2, self.latency_samples))
@@ -148,23 +150,28 @@ class FrequencyDomainEngine(VoicePin):
         near = np.empty((n_frames, 2))
         iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent,
                    self._counters_arg, self._kernel_params, img, learned, near, self._k_near)
-        if self._pf:
-            for t in range(n_frames):
-                g0 = self._pf[0].process_frame(img[t, 0], img[t, 1]).copy()
-                g1 = self._pf[1].process_frame(img[t, 1], img[t, 0])
-                img[t, 0] *= g0
-                img[t, 1] *= g1
-        td = np.fft.irfft(img, n=n, axis=-1)
         out = np.empty((n_frames * h, 2))
-        overlap_add(td, self._win_s, self.acc, h, out)
+        raw = out
+        if self._pf:
+            # the background is the mic minus the voice as separated, and the
+            # label reads the separated outputs: what the post-filter takes from
+            # the voice is residual background and voice alike, and is dropped
+            # rather than handed to the background
+            raw = np.empty_like(out)
+            overlap_add(np.fft.irfft(img, n=n, axis=-1), self._win_s, self.acc_raw, h, raw)
+            g0 = self._pf[0].process_frames(img[:, 0], img[:, 1])
+            g1 = self._pf[1].process_frames(img[:, 1], img[:, 0])
+            img[:, 0] *= g0
+            img[:, 1] *= g1
+        overlap_add(np.fft.irfft(img, n=n, axis=-1), self._win_s, self.acc, h, out)
         res = np.empty((2, n_frames * h))
         ref = np.ascontiguousarray(ext[first:first + n_frames * h, 0])
         # absolute index of the first sample these frames complete
         s0 = int(self.count[0]) + first + 1 - n
         for a, b, ends in self._vad.cuts(s0, out.shape[0]):
-            label_block(out, ref, s0, learned, near, h, self.lst, self._ep, self._lp, self.lab, self._xfade,
+            label_block(out, raw, ref, s0, learned, near, h, self.lst, self._ep, self._lp, self.lab, self._xfade,
                         res[0], res[1], a, b)
-            self._vad.feed(out[a:b], ends, self.lst)
+            self._vad.feed(raw[a:b], ends, self.lst)
         return res[:, max(0, -s0):]
 
     def process(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +186,9 @@ class FrequencyDomainEngine(VoicePin):
         -------
         voice, background : ndarray, shape (n,), float64
             Images at the reference mic, delayed by :attr:`latency_samples`;
-            ``voice + background`` is the reference mic, delayed.
+            ``background`` is the reference mic minus the voice as separated,
+            so with the post-filter off ``voice + background`` is the
+            reference mic, delayed; the post-filter changes only ``voice``.
         """
         n = x.shape[0]
         if n == 0:
@@ -209,7 +218,8 @@ class FrequencyDomainEngine(VoicePin):
         self.process(rng.standard_normal((self.frame + 2 * self.hop, self.channels)) * 0.1)
         self.load_state_arrays(saved)
 
-    _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "counters", "lst", "lab", "pin", "tail", "acc", "fifo", "count")
+    _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "counters", "lst", "lab", "pin", "tail", "acc", "acc_raw", "fifo",
+              "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""

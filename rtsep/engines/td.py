@@ -16,6 +16,7 @@ from ..config import TdParams, params_from
 from ..kernels.moments import quartic_index_table
 from ..kernels.records import kernel_record
 from ..kernels.td import new_counters, new_params, new_scratch, td_process
+from ..lowdelay import LowDelayPostFilter
 from ..labeling import VoicePin, initial_pin, initial_selection, label_evidence, label_info, new_label_state
 from .base import check_saved_state
 
@@ -35,10 +36,10 @@ class TimeDomainEngine(VoicePin):
     Attributes
     ----------
     latency_samples : int
-        Always 0: each output sample is computed from the same input sample.
+        0: each output sample is computed from the same input sample; with
+        the post-filter (``suppress_db > 0``) its filter bank's delay
+        (63 samples at 16 kHz).
     """
-
-    latency_samples = 0
 
     def __init__(self, fs: float, channels: int = 2, **params: Any) -> None:
         self.fs = float(fs)
@@ -69,6 +70,8 @@ class TimeDomainEngine(VoicePin):
             change_hold=int(round(p.change_hold_s * self.fs)), short_memory=int(round(p.change_memory_s * self.fs)),
             change_detector=bool(p.change_threshold < math.pi / 4), stuck_run=int(stuck), fault_hang=int(hang),
             label_guess=int(round(p.label_guess_s * self.fs)))
+        self._pf = LowDelayPostFilter(self.fs, p.suppress_db) if p.suppress_db > 0 else None
+        self.latency_samples = self._pf.latency_samples if self._pf else 0
         self._scratch = new_scratch(m, q)
         self._z_empty = np.zeros((0, q))
         self.reset()
@@ -101,6 +104,8 @@ class TimeDomainEngine(VoicePin):
         self._counters_arg = kernel_record(self.counters)  # the same memory, as the kernel takes it
         self.repeats = np.zeros(m, dtype=np.int64)
         self.pw = np.zeros(m)
+        if self._pf:
+            self._pf.reset()
 
     def process(self, x: np.ndarray, whitened: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Separate one block.
@@ -110,11 +115,13 @@ class TimeDomainEngine(VoicePin):
         x : ndarray, shape (n, M), float64, finite
             Microphone samples.
         whitened : ndarray, shape (n, Q), float64, optional
-            If given, filled with the whitened signals z (diagnostics).
+            If given, filled with the whitened signals z (diagnostics; not
+            delayed by the post-filter).
 
         Returns
         -------
         voice, background : ndarray, shape (n,), float64
+            Delayed by :attr:`latency_samples`.
         """
         n = x.shape[0]
         voice = np.empty(n)
@@ -131,6 +138,8 @@ class TimeDomainEngine(VoicePin):
                        self.kurt, self.lab, self._counters_arg, self.repeats, self.pw, self._kernel_params,
                        self._scratch, self.lst, self._ep, self._lp, img[a:b])
             self._vad.feed(img[a:b], ends, self.lst)
+        if self._pf:
+            return self._pf.process(voice, background)
         return voice, background
 
     def warmup(self) -> None:
@@ -147,16 +156,22 @@ class TimeDomainEngine(VoicePin):
         """Copies of every state array (enough to resume the stream exactly)."""
         names = ("hp", "cov", "m4", "cov_f", "m4_f", "v", "rot", "w", "wv", "dv", "kurt", "lab", "counters",
                  "repeats", "pw", "lst", "pin")
-        return {**{k: getattr(self, k).copy() for k in names}, "vad": self._vad.state()}
+        out = {**{k: getattr(self, k).copy() for k in names}, "vad": self._vad.state()}
+        if self._pf:
+            out.update({f"pf_{k}": v for k, v in self._pf.state_arrays().items()})
+        return out
 
     def load_state_arrays(self, state: dict[str, np.ndarray]) -> None:
         """Restore state saved by :meth:`state_arrays` (same fs, channels, params)."""
-        check_saved_state(self.state_arrays(), state)
+        # the post-filter's delay line holds what its hop left over: its length varies
+        check_saved_state(self.state_arrays(), state, any_length=("pf_fifo_v",))
         for k in self.state_arrays():
             if k == "vad":
                 self._vad.load(state[k])
-            else:
+            elif not k.startswith("pf_"):
                 getattr(self, k)[...] = state[k]
+        if self._pf:
+            self._pf.load_state_arrays({k[3:]: v for k, v in state.items() if k.startswith("pf_")})
         self._sync_pin()
 
     def info(self) -> dict[str, Any]:

@@ -74,6 +74,9 @@ SCENE_RETRIES = 2
 #: Frames whose power (sum of |X|^2 over bins and both mics) is below this
 #: carry no information (digital silence, ~ -200 dBFS): the demixer is kept.
 _SILENT_POWER = 1e-20
+#: Power of the difference between the mics, relative to theirs, below which a
+#: frame holds one signal twice (float rounding of a duplicated channel).
+_SAME_POWER = 1e-12
 
 #: Parameters of :func:`iva_frames` in the kernel's units (fields of the
 #: ``params`` record, built by :class:`rtsep.engines.fd.FrequencyDomainEngine`).
@@ -87,6 +90,7 @@ PARAMS = np.dtype([
     ("scene_ratio", "f8"),      # how many times its steady level the coherence must reach
     ("loud_factor", "f8"),      # a frame this many times the recent median power is shrunk to it; 0: off
     ("balance_gate_db", "f8"),  # a frame whose mic balance is this far (dB) off the mean is not learnt; 0: off
+    ("dead_mic_db", "f8"),      # ... or this far (dB) from even, from the first frame on (a dead mic); 0: off
     ("balance_accept", "f8"),   # frames in a row after which such a balance (or clipping) is accepted
     ("scene_floor", "f8"),      # the coherence must also exceed this to count as a scene change
     ("level_beta", "f8"),       # weight of a frame in the coherence's steady level
@@ -341,13 +345,15 @@ def _scene_check(x: np.ndarray, w: np.ndarray, cs: np.ndarray, beta: float, k_lo
 
 
 @njit(cache=True)
-def _classify_frame(p0: float, p1: float, clipped: bool, st: np.void, lvl: np.ndarray,
+def _classify_frame(p0: float, p1: float, clipped: bool, same: bool, st: np.void, lvl: np.ndarray,
                     p: np.void, settled: bool) -> float:
     """Judge one non-silent frame against the recent input; return its weight in the covariance.
 
     - A frame whose power balance between the two mics is ``p.balance_gate_db`` dB off
-      its running mean (a dead or unplugged mic, one channel stuck) or that
-      holds clipped samples says nothing about the room: weight 0, it is not
+      its running mean (a dead or unplugged mic, one channel stuck), or from
+      the first frame on ``p.dead_mic_db`` dB from even (a dead mic) or with
+      the same signal on both mics (``same``: a mono feed), or that holds
+      clipped samples says nothing about the room: weight 0, it is not
       learned from. Such frames lasting ``p.balance_accept`` frames in a row are
       accepted as the new normal (the mics really changed; a hot input that
       clips all the time must still be separated).
@@ -363,7 +369,11 @@ def _classify_frame(p0: float, p1: float, clipped: bool, st: np.void, lvl: np.nd
     bal = 10.0 * math.log10((p1 + 1e-300) / (p0 + 1e-300))
     power = p0 + p1
     gate_db = p.balance_gate_db
-    if settled and ((gate_db > 0.0 and abs(bal - st.balance_db) > gate_db) or clipped):
+    # a dead mic (or one signal on both) before the first estimate would give
+    # demixers from rank-one frames, whose gains blow the outputs up once the
+    # mics differ again
+    dead = (p.dead_mic_db > 0.0 and abs(bal) > p.dead_mic_db) or same
+    if dead or (settled and ((gate_db > 0.0 and abs(bal - st.balance_db) > gate_db) or clipped)):
         st.faulty_frames += 1.0
         st.faulty_run += 1.0
         if st.faulty_run < p.balance_accept:
@@ -527,15 +537,20 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
         x = xf[t]
         p0 = 0.0
         p1 = 0.0
+        pd = 0.0
         for k in range(k_lo, n_bins):
             z0 = x[0, k]
             z1 = x[1, k]
             p0 += z0.real * z0.real + z0.imag * z0.imag
             p1 += z1.real * z1.real + z1.imag * z1.imag
+            d = z0 - z1
+            pd += d.real * d.real + d.imag * d.imag
         power = p0 + p1
         gain = 0.0
         if power > _SILENT_POWER:
-            gain = _classify_frame(p0, p1, clip[t] > 0, st, lvl, p, st.frames >= n_start and n_start > 0)
+            # one signal on both channels (a mono feed): no spatial information
+            same = pd <= _SAME_POWER * power
+            gain = _classify_frame(p0, p1, clip[t] > 0, same, st, lvl, p, st.frames >= n_start and n_start > 0)
             if gain < 1.0 or st.faulty_run > 0.0:
                 # the outputs of a faulty frame (and of the frames overlapping
                 # it) must not feed the voice label's kurtosis either

@@ -280,8 +280,8 @@ def observe(st, z: np.ndarray, e_band: np.ndarray, e_all: np.ndarray, ep: Eviden
 
 
 @njit(cache=True, nogil=True)
-def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, near: np.ndarray, period: int,
-                lst: np.ndarray,
+def label_block(img: np.ndarray, raw: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray,
+                near: np.ndarray, period: int, lst: np.ndarray,
                 ep: EvidenceParams, lp: LabelParams, lab: np.ndarray, xfade: int, voice: np.ndarray,
                 background: np.ndarray, i0: int, i1: int) -> None:
     """Label rows ``i0 .. i1 - 1`` of a block of output images: evidence, decision, click-free crossfade.
@@ -290,7 +290,13 @@ def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, 
     ----------
     img : ndarray, shape (n, Q), float64
         Each output's image at the reference mic, for the absolute samples
-        ``s0 .. s0 + n - 1``.
+        ``s0 .. s0 + n - 1``, as the user hears it (after a post-filter).
+    raw : ndarray, shape (n, Q), float64
+        The same images before any post-filter (``img`` itself when there is
+        none). The label's evidence and the background come from these: the
+        background is the mic minus the raw voice, so what a post-filter
+        takes from the voice is dropped, not handed to the background, and
+        the post-filter changes nothing but the voice output.
     ref : ndarray, shape (n,), float64
         The reference microphone at the same samples.
     s0 : int
@@ -313,7 +319,8 @@ def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, 
         Crossfade length (samples) when the label moves.
     voice, background : ndarray, shape (n,), float64
         Written; zero before the stream starts. ``background`` is the
-        reference mic minus ``voice``, so the two always sum to the input.
+        reference mic minus the raw voice: without a post-filter the two
+        sum to the input.
     i0, i1 : int
         The rows to label (the engine cuts a block where the speech detector
         reads a chunk, see :meth:`rtsep.vad.VadEvidence.cuts`).
@@ -331,10 +338,10 @@ def label_block(img: np.ndarray, ref: np.ndarray, s0: int, learned: np.ndarray, 
         f = i // period
         for k in range(near.shape[1]):
             st_near[k] = near[f, k]
-        observe(st, z, e_band, e_all, ep, lp, lab, img[i], learned[f] == 1, (s0 + i + 1) % ep.frame == 0)
+        # the evidence is read before any post-filter: the label is the separation's
+        observe(st, z, e_band, e_all, ep, lp, lab, raw[i], learned[f] == 1, (s0 + i + 1) % ep.frame == 0)
         wgt = crossfade_weight(lab, xfade)
-        v = wgt * img[i, lab[0]] + (1.0 - wgt) * img[i, lab[1]]
+        voice[i] = wgt * img[i, lab[0]] + (1.0 - wgt) * img[i, lab[1]]
+        background[i] = ref[i] - (wgt * raw[i, lab[0]] + (1.0 - wgt) * raw[i, lab[1]])
         if lab[3] < xfade:
             lab[3] += 1
-        voice[i] = v
-        background[i] = ref[i] - v

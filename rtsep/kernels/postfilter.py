@@ -24,7 +24,7 @@ reference of that background. Per STFT bin ``k`` and frame:
    ``g_min = 10^(−suppress_db/20)``. ``suppress_db = 0`` gives ``g_min = 1``:
    every gain is exactly 1.
 
-Parameters travel in one float array ``prm`` (see :data:`PRM_FIELDS`); the
+Parameters travel in one :data:`PARAMS` record read by name (``p.g_min``); the
 owner object is :class:`rtsep.postfilter.PostFilter`.
 """
 
@@ -35,12 +35,27 @@ import math
 import numpy as np
 from numba import njit
 
-#: Order of the entries of the ``prm`` array of :func:`postfilter_frame`.
-PRM_FIELDS = ("a_noise", "a_leak", "beta0", "leak_weight", "alpha_dd", "g_min", "rule", "lam_floor",
-              "a_voice", "sub_len", "floor_weight")
-#: ``rule`` values.
-RULE_WIENER = 0.0
-RULE_LSA = 1.0
+from .records import new_record
+
+#: The parameters of :func:`postfilter_frame` (one record, read by field).
+PARAMS = np.dtype([
+    ("a_noise", "f8"),       # forgetting factor per frame of the short-memory background power
+    ("a_leak", "f8"),        # ... of the long-memory cross- and auto-powers (leakage)
+    ("beta0", "f8"),         # calibrated leakage floor (power fraction)
+    ("leak_weight", "f8"),   # weight of the measured coherent leakage
+    ("alpha_dd", "f8"),      # decision-directed smoothing of the a-priori SNR
+    ("g_min", "f8"),         # gain floor (linear); 1: the filter is off
+    ("lsa", "i8"),           # 1: MMSE log-spectral amplitude gain, 0: Wiener
+    ("lam_floor", "f8"),     # noise PSD floor (absolute power): keeps silence finite
+    ("a_voice", "f8"),       # forgetting factor of the smoothed voice power
+    ("sub_len", "i8"),       # frames per sub-window of the voice's minimum statistics
+    ("floor_weight", "f8"),  # weight of the voice's own noise floor (0: not tracked)
+])
+
+
+def new_params(**fields: float) -> np.ndarray:
+    """The ``params`` record of :func:`postfilter_frame` from every field of :data:`PARAMS`."""
+    return new_record(PARAMS, **fields)
 
 
 @njit(cache=True)
@@ -71,7 +86,7 @@ def expint_e1(x: float) -> float:
 @njit(cache=True)
 def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.ndarray,
                      phi_vb: np.ndarray, s2_prev: np.ndarray, p_v: np.ndarray, p_min: np.ndarray,
-                     count: np.ndarray, prm: np.ndarray, gain: np.ndarray) -> None:
+                     count: np.ndarray, params: np.ndarray, gain: np.ndarray) -> None:
     """Gains of one frame; updates the state arrays in place.
 
     Parameters
@@ -94,27 +109,23 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
     count : ndarray, shape (1,), int64
         Frames seen (state, updated); the long averages grow their window until
         it reaches their time constant, so the first frames are not biased to zero.
-    prm : ndarray, shape (11,), float64
-        ``a_noise, a_leak`` (forgetting factors per frame), ``beta0`` (leakage
-        floor, power fraction), ``leak_weight``, ``alpha_dd``, ``g_min`` (gain
-        floor, linear), ``rule`` (0 Wiener, 1 LSA), ``lam_floor`` (noise PSD
-        floor, absolute power: keeps silence finite), ``a_voice`` (forgetting
-        factor of ``p_v``), ``sub_len`` (frames per sub-window of the minimum),
-        ``floor_weight`` (``w_f``, 0: no floor tracking).
+    params : ndarray, shape (1,), :data:`PARAMS`
+        The filter's parameters (:func:`new_params`).
     gain : ndarray, shape (K,), float64
         Output: real gain per bin in ``[g_min, 1]``.
     """
-    a_n = prm[0]
-    a_l = prm[1]
-    beta0 = prm[2]
-    w_leak = prm[3]
-    a_dd = prm[4]
-    g_min = prm[5]
-    lsa = prm[6] > 0.5
-    lam_floor = prm[7]
-    a_v = prm[8]
-    sub_len = max(1, int(prm[9]))
-    w_f = prm[10]
+    p = params[0]
+    a_n = p.a_noise
+    a_l = p.a_leak
+    beta0 = p.beta0
+    w_leak = p.leak_weight
+    a_dd = p.alpha_dd
+    g_min = p.g_min
+    lsa = p.lsa == 1
+    lam_floor = p.lam_floor
+    a_v = p.a_voice
+    sub_len = max(1, p.sub_len)
+    w_f = p.floor_weight
     n_sub = p_min.shape[0] - 1
     n = count[0] + 1
     count[0] = n
@@ -169,3 +180,12 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
             g = g_min
         gain[k] = g
         s2_prev[k] = g * g * pv
+
+
+@njit(cache=True)
+def postfilter_frames(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.ndarray,
+                      phi_vb: np.ndarray, s2_prev: np.ndarray, p_v: np.ndarray, p_min: np.ndarray,
+                      count: np.ndarray, params: np.ndarray, gains: np.ndarray) -> None:
+    """:func:`postfilter_frame` over F consecutive frames: ``v``, ``b`` and ``gains`` are (F, K)."""
+    for t in range(v.shape[0]):
+        postfilter_frame(v[t], b[t], p_b, phi_bb, phi_vb, s2_prev, p_v, p_min, count, params, gains[t])

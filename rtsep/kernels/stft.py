@@ -44,6 +44,48 @@ def pr_windows(n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
     return win, syn
 
 
+def low_delay_windows(n_fft: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Asymmetric analysis and synthesis windows: long frames, a delay of two hops.
+
+    The analysis window rises over ``n_fft - hop`` samples (the rising half
+    of a long sqrt-Hann) and falls over the last ``hop`` (the falling half
+    of a short one), so the spectrum resolves ``fs / n_fft``; the synthesis
+    window is non-zero on the last ``2 * hop`` samples only, where the
+    product of the two is a Hann of length ``2 * hop`` (its shifts by
+    ``hop`` sum to 1). A frame's samples are complete ``2 * hop - 1``
+    samples after its last one: that is the whole algorithmic delay (the
+    low-delay filter bank of Mauler & Martin, 2011).
+
+    Parameters
+    ----------
+    n_fft : int
+        Frame length (samples), at least ``4 * hop``.
+    hop : int
+        Frame advance (samples).
+
+    Returns
+    -------
+    analysis : ndarray, shape (n_fft,), float64
+    synthesis : ndarray, shape (2 * hop,), float64
+        For the last ``2 * hop`` samples of each inverse-transformed frame.
+    """
+    if n_fft < 4 * hop:
+        raise ValueError(f"low_delay_windows needs n_fft >= 4 * hop, got {n_fft} and {hop}")
+    rise = n_fft - hop
+
+    def hann(n: np.ndarray, length: int) -> np.ndarray:
+        return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / length)
+
+    ana = np.empty(n_fft)
+    ana[:rise] = np.sqrt(hann(np.arange(rise), 2 * rise))
+    ana[rise:] = np.sqrt(hann(np.arange(hop, 2 * hop), 2 * hop))
+    short = hann(np.arange(2 * hop), 2 * hop)
+    syn = np.empty(2 * hop)
+    syn[:hop] = short[:hop] / ana[n_fft - 2 * hop:rise]
+    syn[hop:] = np.sqrt(short[hop:])
+    return ana, syn
+
+
 @njit(cache=True)
 def gather_frames(ext: np.ndarray, first: int, n_frames: int, hop: int, win: np.ndarray,
                   out: np.ndarray) -> None:
