@@ -21,14 +21,15 @@ DFN3 model inside the wheel; the ``deepfilternet`` package downloads its model a
 run time and cannot be used here), RNNoise (``pyrnnoise``), WebRTC NS
 (``webrtc-noise-gain``, suppression level 3 of 0-4, the best of them on a
 white-noise check; no AGC), ``noisereduce``
-(non-stationary spectral gating, offline), and rtsep fd (:data:`FD_ROWS`): with its
-post-filter switched off (``suppress_db=0``) and its own voice label; with its
-defaults (the blind post-filter runs inside fd's STFT, ``suppress_db=12``) and its
-own voice label; the defaults with the better output pinned (``voice=0``/``voice=1``,
+(non-stationary spectral gating, offline), and rtsep (:data:`FD_ROWS`): fd with its
+post-filter switched off (``suppress_db=0``) and its own voice label; fd's defaults
+(the blind post-filter runs inside fd's STFT, ``suppress_db=12``) with its own
+voice label; the defaults with the better output pinned (``voice=0``/``voice=1``,
 oracle choice); the defaults + DFN3 on fd's voice; the defaults at ``frame=512``
-(low latency, own label); and, for comparison with the in-engine filter, the
-post-filter run offline (:func:`rtsep.postfilter.filter_signal`, fd's framing) over
-fd's outputs with the post-filter off.
+(low latency, own label); td with the post-filter in its low-delay filter bank
+(3.9 ms); and, for comparison with the in-engine filter, the post-filter run
+offline (:func:`rtsep.postfilter.filter_signal`, fd's framing) over fd's outputs
+with the post-filter off.
 
 Run (about 25 min on one core)::
 
@@ -73,22 +74,23 @@ MUSIC_GLOB = "/usr/share/scummvm/drascula/audio/track*.ogg"
 MAX_LAG = 4096
 #: Row order of the tables.
 FD_OFF = "rtsep fd, post-filter off (labelled)"
-FD_DEFAULT = "rtsep fd + post-filter (suppress_db=12) (labelled)"
-FD_BEST = "rtsep fd + post-filter (suppress_db=12) (better output)"
-FD_DFN3 = "rtsep fd + post-filter (suppress_db=12) + DFN3"
-FD_512 = "rtsep fd + post-filter (suppress_db=12), frame=512 (labelled)"
-#: the post-filter setting the voice-call rows use (fd's default is off)
-VOICE_CALL = {"suppress_db": 12.0}
+FD_DEFAULT = "rtsep fd, defaults: post-filter 12 dB (labelled)"
+FD_BEST = "rtsep fd, defaults (better output)"
+FD_DFN3 = "rtsep fd, defaults + DFN3"
+FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
+TD_PF = "rtsep td + low-delay post-filter 12 dB (labelled)"
 FD_OFFLINE = "rtsep fd off + offline post-filter"
-#: rtsep rows: name -> (fd parameters, what the row is).
+#: rtsep rows: name -> (engine parameters, what the row is).
 FD_ROWS = {
     FD_OFF: ({"suppress_db": 0.0}, "fd with its post-filter switched off, fd's own voice label"),
-    FD_DEFAULT: (VOICE_CALL, "fd with the post-filter inside its STFT (suppress_db=12), fd's own voice label"),
-    FD_BEST: (VOICE_CALL, "the same with the voice pinned to the output that scores better (voice=0/1, oracle)"),
-    FD_DFN3: (VOICE_CALL, "DFN3 on that (labelled) voice"),
-    FD_512: ({**VOICE_CALL, "frame": 512}, "the same at frame=512 (hop 128), fd's own voice label"),
+    FD_DEFAULT: ({}, "fd's defaults: the post-filter inside its STFT (suppress_db=12), fd's own voice label"),
+    FD_BEST: ({}, "the same with the voice pinned to the output that scores better (voice=0/1, oracle)"),
+    FD_DFN3: ({}, "DFN3 on that (labelled) voice"),
+    FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128), fd's own voice label: the low-latency setting"),
+    TD_PF: ({"suppress_db": 12.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
+                                   "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
     FD_OFFLINE: ({"suppress_db": 0.0}, "the post-filter (suppress_db=12) run offline with fd's framing over the "
-                                       "outputs of fd with it off: the old way, to compare with the in-engine one"),
+                                       "outputs of fd with it off, to compare with the in-engine one"),
 }
 OPTIONS = ("DFN3", "RNNoise", "WebRTC NS", "noisereduce") + tuple(FD_ROWS)
 
@@ -293,10 +295,10 @@ def run_noisereduce(x: np.ndarray) -> Output:
     return Output(y, d, None, dt)
 
 
-def run_fd(room: RoomMix, pinned: bool = True, **params: Any) -> dict[str, Any]:
-    """rtsep fd streamed in 256-sample blocks, plus (``pinned``) both pinned runs.
+def run_fd(room: RoomMix, pinned: bool = True, engine: str = "fd", **params: Any) -> dict[str, Any]:
+    """rtsep streamed in 256-sample blocks, plus (``pinned``) both pinned runs.
 
-    ``params``: fd parameters (``suppress_db``, ``frame`` …); none: fd's defaults.
+    ``params``: engine parameters (``suppress_db``, ``frame`` …); none: the defaults.
 
     Returns
     -------
@@ -308,7 +310,7 @@ def run_fd(room: RoomMix, pinned: bool = True, **params: Any) -> dict[str, Any]:
     """
     from rtsep.separator import Separator, separate
 
-    sep = Separator(FS, engine="fd", **params).warmup()
+    sep = Separator(FS, engine=engine, **params).warmup()
     x = room.mix
     lat = sep.latency_samples
     xp = np.concatenate([x, np.zeros((lat, 2))])
@@ -320,7 +322,7 @@ def run_fd(room: RoomMix, pinned: bool = True, **params: Any) -> dict[str, Any]:
         bs.append(b)
     dt = time.perf_counter() - t0
     lab = np.stack([np.concatenate(vs)[lat:lat + len(x)], np.concatenate(bs)[lat:lat + len(x)]])
-    pins = ([np.stack(separate(x, FS, engine="fd", voice=q, **params)).astype(np.float64) for q in (0, 1)]
+    pins = ([np.stack(separate(x, FS, engine=engine, voice=q, **params)).astype(np.float64) for q in (0, 1)]
             if pinned else [])
     return {"labelled": lab.astype(np.float64), "pinned": pins, "latency_samples": lat,
             "latency_ms": 1e3 * lat / FS, "seconds": dt}
@@ -467,11 +469,11 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
         except NotAvailable as e:
             add(opt, None, None, error=f"not available: {e}")
     n_s = len(x0) / FS
-    off = run_fd(room, suppress_db=0.0)
+    off = run_fd(room, **FD_ROWS[FD_OFF][0])
     lat = off["latency_ms"]
     v0, b0 = off["labelled"]
     add(FD_OFF, v0, lat, 0, extra={"rtf": off["seconds"] / n_s, "latency_samples": off["latency_samples"]})
-    fd = run_fd(room, **VOICE_CALL)
+    fd = run_fd(room, **FD_ROWS[FD_DEFAULT][0])
     v, b = fd["labelled"]
     add(FD_DEFAULT, v, fd["latency_ms"], 0, extra={"rtf": fd["seconds"] / n_s, "latency_samples": fd["latency_samples"],
                                                    "suppress_db": DEFAULT_SUPPRESS_DB})
@@ -482,9 +484,12 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
         add(FD_DFN3, o.voice, fd["latency_ms"] + o.latency_ms, o.delay_samples)
     except NotAvailable as e:
         add(FD_DFN3, None, None, error=f"not available: {e}")
-    low = run_fd(room, pinned=False, frame=512, **VOICE_CALL)
+    low = run_fd(room, pinned=False, **FD_ROWS[FD_512][0])
     add(FD_512, low["labelled"][0], low["latency_ms"], 0,
         extra={"rtf": low["seconds"] / n_s, "latency_samples": low["latency_samples"]})
+    td = run_fd(room, pinned=False, engine="td", **FD_ROWS[TD_PF][0])
+    add(TD_PF, td["labelled"][0], td["latency_ms"], 0,
+        extra={"rtf": td["seconds"] / n_s, "latency_samples": td["latency_samples"]})
     add(FD_OFFLINE, post_filter(v0, b0), lat, 0, extra={"suppress_db": DEFAULT_SUPPRESS_DB})
     for sd in suppress_sweep:
         add(f"{FD_OFFLINE} {sd:g} dB", post_filter(v0, b0, suppress_db=sd), lat, 0)
