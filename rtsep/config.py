@@ -385,8 +385,8 @@ class FdParams(LabelFields):
         (residual background, and some voice) is dropped, and with it on
         ``voice + background`` is no longer the mic. 12 dB measured best for
         the voice on the voice-call bench (bench/VOICECALL.md, 10 rooms of
-        real speech): voice SIR improvement +5.9 → +10.0 dB, SDR +0.8 → +1.9,
-        ΔPESQ-WB +0.08 → +0.21, ΔDNSMOS OVRL +0.36 → +0.75. On mixtures
+        real speech): voice SIR improvement +5.4 → +9.0 dB, SDR +0.4 → +1.0,
+        ΔPESQ-WB +0.08 → +0.15, ΔDNSMOS OVRL +0.30 → +0.57. On mixtures
         already separated to 15 dB and more it costs the voice about 1-2 dB of
         SDR (the robustness specs' rooms).
     scene_ratio : float
