@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                      "--engine", engine, "--block", "200", "-q"])
                 rows.append((f"cli replay {engine} PCM_16 block=200",
                              _wav_digest(tmp / f"r{engine}", ("voice.wav", "background.wav"))))
-            cli(["replay", str(tmp / "bad.wav"), "--out", str(tmp / "rbad"), "-q"])
-            rows.append(("cli replay td FLOAT faults", _wav_digest(tmp / "rbad", ("voice.wav", "background.wav"))))
+            cli(["replay", str(tmp / "bad.wav"), "--out", str(tmp / "rbad"), "-q"])  # the default engine: fd
+            rows.append(("cli replay fd FLOAT faults", _wav_digest(tmp / "rbad", ("voice.wav", "background.wav"))))
             cli(["demo", "--out", str(tmp / "demo"), "--no-plot", "--background", "noise"])
             rows.append(("cli demo noise td", _wav_digest(tmp / "demo", ("mixture.wav", "voice.wav",
                                                                         "background.wav"))))
