@@ -48,7 +48,7 @@ class LowDelayPostFilter:
 
     def __init__(self, fs: float, suppress_db: float) -> None:
         self.fs = float(fs)
-        self.hop = 1 << max(2, int(math.floor(math.log2(HOP_S * self.fs))))
+        self.hop = 1 << max(2, math.floor(math.log2(HOP_S * self.fs)))
         self.frame = max(4 * self.hop, 1 << round(math.log2(FRAME_S * self.fs)))
         self.latency_samples = 2 * self.hop - 1
         self._win_a, self._win_s = low_delay_windows(self.frame, self.hop)

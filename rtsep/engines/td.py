@@ -16,8 +16,8 @@ from ..config import TdParams, params_from
 from ..kernels.moments import quartic_index_table
 from ..kernels.records import kernel_record
 from ..kernels.td import new_counters, new_params, new_scratch, td_process
-from ..lowdelay import LowDelayPostFilter
 from ..labeling import VoicePin, initial_pin, initial_selection, label_evidence, label_info, new_label_state
+from ..lowdelay import LowDelayPostFilter
 from .base import check_saved_state
 
 
