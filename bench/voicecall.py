@@ -295,7 +295,7 @@ def run_noisereduce(x: np.ndarray) -> Output:
     return Output(y, d, None, dt)
 
 
-def run_fd(room: RoomMix, pinned: bool = True, engine: str = "fd", **params: Any) -> dict[str, Any]:
+def run_rtsep(room: RoomMix, pinned: bool = True, engine: str = "fd", **params: Any) -> dict[str, Any]:
     """rtsep streamed in 256-sample blocks, plus (``pinned``) both pinned runs.
 
     ``params``: engine parameters (``suppress_db``, ``frame`` …); none: the defaults.
@@ -469,11 +469,11 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
         except NotAvailable as e:
             add(opt, None, None, error=f"not available: {e}")
     n_s = len(x0) / FS
-    off = run_fd(room, **FD_ROWS[FD_OFF][0])
+    off = run_rtsep(room, **FD_ROWS[FD_OFF][0])
     lat = off["latency_ms"]
     v0, b0 = off["labelled"]
     add(FD_OFF, v0, lat, 0, extra={"rtf": off["seconds"] / n_s, "latency_samples": off["latency_samples"]})
-    fd = run_fd(room, **FD_ROWS[FD_DEFAULT][0])
+    fd = run_rtsep(room, **FD_ROWS[FD_DEFAULT][0])
     v, b = fd["labelled"]
     add(FD_DEFAULT, v, fd["latency_ms"], 0, extra={"rtf": fd["seconds"] / n_s, "latency_samples": fd["latency_samples"],
                                                    "suppress_db": DEFAULT_SUPPRESS_DB})
@@ -484,10 +484,10 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
         add(FD_DFN3, o.voice, fd["latency_ms"] + o.latency_ms, o.delay_samples)
     except NotAvailable as e:
         add(FD_DFN3, None, None, error=f"not available: {e}")
-    low = run_fd(room, pinned=False, **FD_ROWS[FD_512][0])
+    low = run_rtsep(room, pinned=False, **FD_ROWS[FD_512][0])
     add(FD_512, low["labelled"][0], low["latency_ms"], 0,
         extra={"rtf": low["seconds"] / n_s, "latency_samples": low["latency_samples"]})
-    td = run_fd(room, pinned=False, engine="td", **FD_ROWS[TD_PF][0])
+    td = run_rtsep(room, pinned=False, engine="td", **FD_ROWS[TD_PF][0])
     add(TD_PF, td["labelled"][0], td["latency_ms"], 0,
         extra={"rtf": td["seconds"] / n_s, "latency_samples": td["latency_samples"]})
     add(FD_OFFLINE, post_filter(v0, b0), lat, 0, extra={"suppress_db": DEFAULT_SUPPRESS_DB})

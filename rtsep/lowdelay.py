@@ -56,17 +56,17 @@ class LowDelayPostFilter:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the stream: the filter's statistics, the frame history and the delay line."""
+        """Forget the stream: the filter's statistics, the frame history and the voice not yet emitted."""
         self._pf.reset()
         # the samples "before the stream" are zeros
         self.tail = np.zeros((self.frame - 1, 2))
         self.acc = np.zeros((1, 2 * self.hop))
-        # voice: completed samples not yet emitted; background: the delay line
+        # the filtered voice completed but not yet emitted (the background's
+        # delay needs no line of its own: it is read from the frame history)
         self.fifo_v = np.zeros(self.latency_samples)
-        self.fifo_b = np.zeros(self.latency_samples)
         self.count = np.zeros(1, dtype=np.int64)
 
-    _STATE = ("tail", "acc", "fifo_v", "fifo_b", "count")
+    _STATE = ("tail", "acc", "fifo_v", "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume exactly)."""
@@ -116,8 +116,10 @@ class LowDelayPostFilter:
             # frame k completes the samples k*h - 2h .. k*h - h - 1: none before the stream
             parts.append(done[max(0, 2 * h - k_first * h):, 0])
         v_all = np.concatenate(parts)
-        b_all = np.concatenate((self.fifo_b, background))
-        self.fifo_v, self.fifo_b = v_all[n:], b_all[n:]
+        self.fifo_v = v_all[n:]
+        # ext row r is sample c0 - (size - 1) + r: the background latency samples ago
+        lag = size - 1 - self.latency_samples
+        b_out = ext[lag:lag + n, 1].copy()
         self.count[0] = c0 + n
         self.tail = np.ascontiguousarray(ext[ext.shape[0] - (size - 1):])
-        return v_all[:n], b_all[:n]
+        return v_all[:n], b_out
