@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .neural import POSTFILTERS
 
 
 def _parse_value(text: str) -> Any:
@@ -53,6 +54,9 @@ def engine_params(args: argparse.Namespace) -> dict[str, Any]:
     suppress = getattr(args, "suppress", None)
     if suppress is not None:
         params["suppress_db"] = float(suppress)
+    postfilter = getattr(args, "postfilter", None)
+    if postfilter is not None:
+        params["postfilter"] = postfilter
     voice = getattr(args, "voice", "auto")
     if voice not in (None, "auto"):
         params["voice"] = int(voice) - 1  # people count outputs from 1, the API from 0
@@ -97,9 +101,15 @@ SUPPRESS_HELP = ("post-filter: the most (dB) it attenuates what is left of the b
                  "--param suppress_db=DB")
 
 
+#: what ``--postfilter`` means, in every command that takes engine options
+POSTFILTER_HELP = ("a neural speech enhancer on the voice after separation (optional extra: pip install "
+                   "'rtsep[neural]'): dfn3 (DeepFilterNet3, +41 ms at 16 kHz) or rnnoise (RNNoise, +31 ms); "
+                   "none (default): rtsep's own post-filter only (--suppress). The background is only delayed")
+
+
 def add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE, why: str = DEFAULT_ENGINE_WHY,
                        engine_help: str = "", voice_help: str = "", config: bool = True) -> None:
-    """Add ``--engine``, ``--param``, ``--config``, ``--voice`` and ``--suppress`` (read back by :func:`engine_params`).
+    """Add ``--engine``, ``--param``, ``--config``, ``--voice``, ``--suppress`` and ``--postfilter`` (read back by :func:`engine_params`).
 
     Parameters
     ----------
@@ -124,6 +134,7 @@ def add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE
                        help="engine parameters from a TOML file ([td] / [fd] tables)")
     p.add_argument("--voice", choices=("auto", "1", "2"), default="auto", help=VOICE_HELP + voice_help)
     p.add_argument("--suppress", type=float, metavar="DB", default=None, help=SUPPRESS_HELP)
+    p.add_argument("--postfilter", choices=POSTFILTERS, default=None, help=POSTFILTER_HELP)
 
 
 def add_verbose(p: argparse.ArgumentParser) -> None:

@@ -47,7 +47,7 @@ install_python() {
   fi
   say "installing rtsep and its Python dependencies"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test,bench]"
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[test,bench,neural]"
   echo "$want" >"$stamp"
 }
 

@@ -193,6 +193,8 @@ class LiveSession:
             from ..separator import Separator
             try:
                 self._sep = Separator(fs, channels=mics, engine=cfg.engine, **cfg.params)
+            except RtsepError:
+                raise  # e.g. --postfilter's package missing: its own message says what to install
             except ImportError as exc:
                 raise ConfigError(f"engine {cfg.engine!r} is not available in this installation ({short_error(exc)})") from None
         from ..warm import compile_notice
