@@ -76,7 +76,10 @@ MAX_LAG = 4096
 FD_OFF = "rtsep fd, post-filter off (labelled)"
 FD_DEFAULT = "rtsep fd, defaults: post-filter 12 dB (labelled)"
 FD_BEST = "rtsep fd, defaults (better output)"
-FD_DFN3 = "rtsep fd, defaults + DFN3"
+FD_DFN3 = "rtsep fd, defaults + --postfilter dfn3"
+FD_RNN = "rtsep fd, defaults + --postfilter rnnoise"
+FD_OFF_DFN3 = "rtsep fd, post-filter off + --postfilter dfn3"
+TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
 TD_PF = "rtsep td + low-delay post-filter 12 dB (labelled)"
 FD_OFFLINE = "rtsep fd off + offline post-filter"
@@ -85,10 +88,15 @@ FD_ROWS = {
     FD_OFF: ({"suppress_db": 0.0}, "fd with its post-filter switched off, fd's own voice label"),
     FD_DEFAULT: ({}, "fd's defaults: the post-filter inside its STFT (suppress_db=12), fd's own voice label"),
     FD_BEST: ({}, "the same with the voice pinned to the output that scores better (voice=0/1, oracle)"),
-    FD_DFN3: ({}, "DFN3 on that (labelled) voice"),
+    FD_DFN3: ({"postfilter": "dfn3"}, "the defaults, then DeepFilterNet3 on the labelled voice inside the stream "
+                                      "(rtsep.neural: 10 ms chunks resampled to 48 kHz and back)"),
+    FD_RNN: ({"postfilter": "rnnoise"}, "the defaults, then RNNoise on the labelled voice inside the stream"),
+    FD_OFF_DFN3: ({"suppress_db": 0.0, "postfilter": "dfn3"}, "fd's own post-filter off, DeepFilterNet3 alone on "
+                                                              "fd's labelled voice"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128), fd's own voice label: the low-latency setting"),
     TD_PF: ({"suppress_db": 12.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
                                    "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
+    TD_RNN: ({"suppress_db": 12.0, "postfilter": "rnnoise"}, "the same, then RNNoise: the ≤ 40 ms chain"),
     FD_OFFLINE: ({"suppress_db": 0.0}, "the post-filter (suppress_db=12) run offline with fd's framing over the "
                                        "outputs of fd with it off, to compare with the in-engine one"),
 }
@@ -479,17 +487,26 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
                                                    "suppress_db": DEFAULT_SUPPRESS_DB})
     best = better(fd["pinned"], room)
     add(FD_BEST, best[0], fd["latency_ms"], 0)
-    try:
-        o = run_dfn3(v)
-        add(FD_DFN3, o.voice, fd["latency_ms"] + o.latency_ms, o.delay_samples)
-    except NotAvailable as e:
-        add(FD_DFN3, None, None, error=f"not available: {e}")
+    for opt in (FD_DFN3, FD_RNN, FD_OFF_DFN3):
+        try:
+            nn = run_rtsep(room, pinned=False, **FD_ROWS[opt][0])
+        except ImportError as e:  # rtsep's DependencyError: the extra rtsep[neural] is missing
+            add(opt, None, None, error=f"not available: {e}")
+            continue
+        add(opt, nn["labelled"][0], nn["latency_ms"], 0,
+            extra={"rtf": nn["seconds"] / n_s, "latency_samples": nn["latency_samples"]})
     low = run_rtsep(room, pinned=False, **FD_ROWS[FD_512][0])
     add(FD_512, low["labelled"][0], low["latency_ms"], 0,
         extra={"rtf": low["seconds"] / n_s, "latency_samples": low["latency_samples"]})
     td = run_rtsep(room, pinned=False, engine="td", **FD_ROWS[TD_PF][0])
     add(TD_PF, td["labelled"][0], td["latency_ms"], 0,
         extra={"rtf": td["seconds"] / n_s, "latency_samples": td["latency_samples"]})
+    try:
+        tdn = run_rtsep(room, pinned=False, engine="td", **FD_ROWS[TD_RNN][0])
+        add(TD_RNN, tdn["labelled"][0], tdn["latency_ms"], 0,
+            extra={"rtf": tdn["seconds"] / n_s, "latency_samples": tdn["latency_samples"]})
+    except ImportError as e:
+        add(TD_RNN, None, None, error=f"not available: {e}")
     add(FD_OFFLINE, post_filter(v0, b0), lat, 0, extra={"suppress_db": DEFAULT_SUPPRESS_DB})
     for sd in suppress_sweep:
         add(f"{FD_OFFLINE} {sd:g} dB", post_filter(v0, b0, suppress_db=sd), lat, 0)

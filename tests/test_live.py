@@ -679,14 +679,18 @@ def test_end_to_end_separates_with_reported_latency_and_no_xruns(jack_server, tm
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("block, engine", [(64, "td"), (1024, "td"), (256, "fd")])
+@pytest.mark.parametrize("block, engine, extra", [(64, "td", ()), (1024, "td", ()), (256, "fd", ()),
+                                                   (256, "td", ("--postfilter", "rnnoise"))])
 def test_latency_matches_report_at_other_block_sizes(jack_server, tmp_path: Path, block: int,
-                                                      engine: str) -> None:
+                                                      engine: str, extra: tuple[str, ...]) -> None:
+    if extra:
+        pytest.importorskip("pyrnnoise", reason="--postfilter rnnoise needs the extra rtsep[neural]")
     rng = np.random.default_rng(block)
     feed = (0.1 * rng.standard_normal((3 * FS, 2))).astype(np.float32)
     with _rig(feed, tmp_path / "rig.wav", tail=0.5, timeout=20):
         r = _rtsep("live", "--input", "rtsep_rig", "--output", "rtsep_rig", "--play", "both", "--block",
-                   str(block), "--engine", engine, "--record", str(tmp_path / "rec"), "--duration", "4", timeout=60)
+                   str(block), "--engine", engine, "--record", str(tmp_path / "rec"), "--duration", "4", *extra,
+                   timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     st = json.loads((tmp_path / "rec" / "session.json").read_text())["stats"]
     loop = _read(tmp_path / "rig.wav")
