@@ -312,10 +312,17 @@ class FdParams(LabelFields):
     ----------
     frame : int or None
         STFT frame length (samples, a power of two, 64 to 16384). It is the
-        algorithmic latency. ``None`` or ``"auto"``: the power of two
-        nearest 64 ms (1024 at 16 kHz).
+        algorithmic latency (but see ``low_delay``). ``None`` or ``"auto"``:
+        the power of two nearest 64 ms (1024 at 16 kHz).
     overlap : int
         Frame length / hop (2, 4 or 8).
+    low_delay : bool
+        Asymmetric analysis and synthesis windows (the low-delay filter bank
+        of :func:`rtsep.kernels.stft.low_delay_windows`): the demixers still
+        see ``frame``-long spectra, but an output sample is complete two hops
+        after it arrived, so the latency is ``2 * hop - 1`` instead of
+        ``frame - 1`` (511 samples, 31.9 ms, at 16 kHz with frame 1024 and
+        overlap 4; 255 with overlap 8). Needs ``overlap`` 4 or 8.
     memory_s : float
         Memory of the weighted covariances (seconds): longer is more
         accurate in a steady scene, shorter follows a moving talker.
@@ -430,6 +437,7 @@ class FdParams(LabelFields):
 
     frame: int | None = None
     overlap: int = 4
+    low_delay: bool = False
     memory_s: float = 16.0
     iterations: int = 1
     warmup_s: float = 4.0
@@ -467,6 +475,10 @@ class FdParams(LabelFields):
         overlap = check_range("overlap", self.overlap, 2, 8, kind=int)
         if overlap not in (2, 4, 8):
             raise ConfigError(f"overlap={self.overlap!r} must be 2, 4 or 8 (frame / hop)")
+        low_delay = _as_bool("low_delay", self.low_delay)
+        if low_delay and overlap < 4:
+            raise ConfigError(f"low_delay needs overlap 4 or 8 (its synthesis spans two hops of a frame), "
+                              f"got overlap={overlap}")
         check_range("memory_s", self.memory_s, 0.05, 600.0)
         iterations = check_range("iterations", self.iterations, 1, 10, kind=int)
         check_range("warmup_s", self.warmup_s, 0.0, 10.0)
@@ -501,7 +513,8 @@ class FdParams(LabelFields):
         check_range("balance_gate_db", self.balance_gate_db, 0.0, 200.0)
         check_range("balance_accept_s", self.balance_accept_s, 0.0, 60.0)
         check_range("dead_mic_db", self.dead_mic_db, 0.0, 300.0)
-        return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), iterations=int(iterations),
+        return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), low_delay=low_delay,
+                                   iterations=int(iterations),
                                    label_vad=_as_bool("label_vad", self.label_vad),
                                    warmup_every=int(every), warmup_passes=int(passes),
                                    start_passes=int(start_passes), whiten=whiten,

@@ -82,11 +82,18 @@ def test_default_frame_is_64_ms() -> None:
     assert FrequencyDomainEngine(16000, 2).latency_samples == 1023
 
 
+def test_low_delay_windows_halve_the_latency_at_the_same_frequency_resolution() -> None:
+    sym, low = FrequencyDomainEngine(16000, 2), FrequencyDomainEngine(16000, 2, low_delay=True)
+    assert low.n_bins == sym.n_bins == 513
+    assert (sym.latency_samples, low.latency_samples) == (1023, 511)  # 63.9 ms -> 31.9 ms
+    assert FrequencyDomainEngine(16000, 2, low_delay=True, overlap=8).latency_samples == 255  # 15.9 ms
+
+
 @pytest.mark.parametrize("bad", [
     dict(frame=1000), dict(frame=32), dict(frame="big"), dict(overlap=3), dict(memory_s=0),
     dict(iterations=0), dict(prior="cauchy"), dict(prior=["gauss"]), dict(whiten="maybe"), dict(whiten=2), dict(min_hz=-1),
     dict(ref_mic=2), dict(second_mic=0), dict(voice=2), dict(warmup_s=-1),
-    dict(start_s=5.0), dict(label_margin=float("nan")),
+    dict(start_s=5.0), dict(label_margin=float("nan")), dict(low_delay=True, overlap=2), dict(low_delay="maybe"),
 ])
 def test_bad_parameters_are_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
@@ -125,7 +132,8 @@ def test_block_size_invariance(mix: np.ndarray, whole, sizes) -> None:
 
 
 @pytest.mark.parametrize("variant", [dict(whiten=False), dict(prior="laplace", iterations=2), dict(overlap=2),
-                                     dict(warmup_s=0.0), dict(restart_s=0.0, label_first_s=0.0)], ids=str)
+                                     dict(warmup_s=0.0), dict(restart_s=0.0, label_first_s=0.0),
+                                     dict(low_delay=True), dict(low_delay=True, overlap=8, suppress_db=0)], ids=str)
 def test_variants_are_block_size_invariant_and_finite(mix: np.ndarray, variant: dict) -> None:
     cfg = {**CFG, **variant}
     v, b = FrequencyDomainEngine(FS, 2, **cfg).process(mix)
@@ -136,8 +144,10 @@ def test_variants_are_block_size_invariant_and_finite(mix: np.ndarray, variant: 
     np.testing.assert_array_equal(bs, b)
 
 
-def test_with_the_post_filter_off_voice_plus_background_is_the_delayed_reference(mix: np.ndarray) -> None:
-    eng = FrequencyDomainEngine(FS, 2, suppress_db=0, **CFG)
+@pytest.mark.parametrize("low_delay", [False, True])
+def test_with_the_post_filter_off_voice_plus_background_is_the_delayed_reference(mix: np.ndarray,
+                                                                                low_delay: bool) -> None:
+    eng = FrequencyDomainEngine(FS, 2, suppress_db=0, low_delay=low_delay, **CFG)
     lat = eng.latency_samples
     v, b = eng.process(mix)
     np.testing.assert_array_equal(v[:lat], 0.0)
@@ -157,19 +167,22 @@ def test_the_post_filter_changes_the_voice_only(mix: np.ndarray, whole) -> None:
     assert not np.allclose(v, v0, atol=1e-6)
 
 
-def test_projection_back_is_exactly_additive(mix: np.ndarray) -> None:
+@pytest.mark.parametrize("low_delay", [False, True])
+def test_projection_back_is_exactly_additive(mix: np.ndarray, low_delay: bool) -> None:
     # the two images are synthesised independently (each its own inverse STFT);
     # their sum must be the reference mic through the STFT, i.e. delayed
-    out = [FrequencyDomainEngine(FS, 2, voice=q, min_hz=0, suppress_db=0, **CFG).process(mix)[0] for q in (0, 1)]
-    lat = FrequencyDomainEngine(FS, 2, **CFG).latency_samples
+    out = [FrequencyDomainEngine(FS, 2, voice=q, min_hz=0, suppress_db=0, low_delay=low_delay, **CFG).process(mix)[0]
+           for q in (0, 1)]
+    lat = FrequencyDomainEngine(FS, 2, low_delay=low_delay, **CFG).latency_samples
     np.testing.assert_allclose(out[0] + out[1], np.r_[np.zeros(lat), mix[:-lat, 0]], rtol=0, atol=1e-12)
     assert np.std(out[0]) > 0.1 * np.std(mix) and np.std(out[1]) > 0.1 * np.std(mix)
 
 
-def test_latency_is_the_measured_delay_of_an_impulse() -> None:
+@pytest.mark.parametrize("low_delay", [False, True])
+def test_latency_is_the_measured_delay_of_an_impulse(low_delay: bool) -> None:
     # a lone click is too little to learn from: the demixer stays the identity,
     # so the voice output is the reference mic through the STFT
-    eng = FrequencyDomainEngine(FS, 2, min_hz=0, **CFG)
+    eng = FrequencyDomainEngine(FS, 2, min_hz=0, low_delay=low_delay, **CFG)
     x = np.zeros((4 * eng.frame, 2))
     i0 = eng.frame + 37
     x[i0] = [1.0, 0.5]

@@ -9,7 +9,9 @@ back onto the reference microphone and resynthesises by overlap-add.
 Framing is keyed to the absolute sample index (frame ``k`` covers samples
 ``[k*hop - frame, k*hop)``), so any cutting of the stream into blocks gives
 identical samples; the output lags the input by ``frame - 1`` samples, the
-least any frame-based method can.
+least a frame-based method with symmetric windows can. With ``low_delay``
+the windows are asymmetric (a long rising analysis side, synthesis over the
+last two hops) and the lag is ``2 * hop - 1``, at the same frequency resolution.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..config import FdParams, params_from, prior_shape
 from ..kernels.iva import iva_frames, new_counters, new_params
 from ..kernels.labels import label_block
 from ..kernels.records import kernel_record
-from ..kernels.stft import gather_frames, overlap_add, pr_windows
+from ..kernels.stft import gather_frames, low_delay_windows, overlap_add, pr_windows
 from ..labeling import VoicePin, as_label_state, initial_pin, initial_selection, label_evidence, label_info, new_label_state
 from ..postfilter import PostFilter
 from .base import check_saved_state
@@ -54,7 +56,8 @@ class FrequencyDomainEngine(VoicePin):
     ----------
     latency_samples : int
         ``frame - 1``: an output sample is complete when the last frame
-        covering it has been analysed, i.e. when its last input sample arrived.
+        covering it has been analysed, i.e. when its last input sample arrived;
+        with ``low_delay``, ``2 * hop - 1`` (the synthesis window's span less one).
     frame, hop : int
         STFT frame length and advance (samples).
     """
@@ -66,10 +69,12 @@ class FrequencyDomainEngine(VoicePin):
         p = self.params
         self.frame = p.frame
         self.hop = p.frame // p.overlap
-        self.latency_samples = self.frame - 1
         self.n_bins = self.frame // 2 + 1
         self._mics = np.array([p.ref_mic, p.second_mic])
-        self._win_a, self._win_s = pr_windows(self.frame, self.hop)
+        self._win_a, self._win_s = (low_delay_windows if p.low_delay else pr_windows)(self.frame, self.hop)
+        # the synthesis covers the last len(win_s) samples of each frame: the latency less one
+        self._syn = self._win_s.shape[0]
+        self.latency_samples = self._syn - 1
         frames_per_s = self.fs / self.hop
         alpha = math.exp(-1.0 / (p.memory_s * frames_per_s))
         self._n_lvl = max(8, round(_LEVEL_WINDOW_S * frames_per_s))
@@ -126,9 +131,9 @@ class FrequencyDomainEngine(VoicePin):
         self.pin = initial_pin(self.params)
         self._sync_pin()
         self.tail = np.zeros((self.frame - 1, 2))
-        self.acc = np.zeros((2, self.frame))
+        self.acc = np.zeros((2, self._syn))
         # the overlap-add of the images before the post-filter (the background's)
-        self.acc_raw = np.zeros((2, self.frame))
+        self.acc_raw = np.zeros((2, self._syn))
         # outputs decided but not yet emitted; the first frame-1 are the
         # zeros that stand for "before the stream"
         self.fifo = np.zeros((2, self.latency_samples))
@@ -152,22 +157,28 @@ class FrequencyDomainEngine(VoicePin):
                    self._counters_arg, self._kernel_params, img, learned, near, self._k_near)
         out = np.empty((n_frames * h, 2))
         raw = out
+        syn = self._syn
+
+        def synthesis(spectra: np.ndarray) -> np.ndarray:
+            frames_out = np.fft.irfft(spectra, n=n, axis=-1)
+            return frames_out if syn == n else np.ascontiguousarray(frames_out[..., n - syn:])
+
         if self._pf:
             # the background is the mic minus the voice as separated, and the
             # label reads the separated outputs: what the post-filter takes from
             # the voice is residual background and voice alike, and is dropped
             # rather than handed to the background
             raw = np.empty_like(out)
-            overlap_add(np.fft.irfft(img, n=n, axis=-1), self._win_s, self.acc_raw, h, raw)
+            overlap_add(synthesis(img), self._win_s, self.acc_raw, h, raw)
             g0 = self._pf[0].process_frames(img[:, 0], img[:, 1])
             g1 = self._pf[1].process_frames(img[:, 1], img[:, 0])
             img[:, 0] *= g0
             img[:, 1] *= g1
-        overlap_add(np.fft.irfft(img, n=n, axis=-1), self._win_s, self.acc, h, out)
+        overlap_add(synthesis(img), self._win_s, self.acc, h, out)
         res = np.empty((2, n_frames * h))
-        ref = np.ascontiguousarray(ext[first:first + n_frames * h, 0])
-        # absolute index of the first sample these frames complete
-        s0 = int(self.count[0]) + first + 1 - n
+        # the first sample these frames complete: the first of the synthesis span of the first frame
+        ref = np.ascontiguousarray(ext[first + n - syn:first + n - syn + n_frames * h, 0])
+        s0 = int(self.count[0]) + first + 1 - syn
         for a, b, ends in self._vad.cuts(s0, out.shape[0]):
             label_block(out, raw, ref, s0, learned, near, h, self.lst, self._ep, self._lp, self.lab, self._xfade,
                         res[0], res[1], a, b)
