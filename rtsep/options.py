@@ -104,7 +104,8 @@ SUPPRESS_HELP = ("post-filter: the most (dB) it attenuates what is left of the b
 #: what ``--postfilter`` means, in every command that takes engine options
 POSTFILTER_HELP = ("a neural speech enhancer on the voice after separation (optional extra: pip install "
                    "'rtsep[neural]'): dfn3 (DeepFilterNet3, +41 ms at 16 kHz) or rnnoise (RNNoise, +31 ms); "
-                   "none (default): rtsep's own post-filter only (--suppress). The background is only delayed")
+                   "none (default): rtsep's own post-filter only (--suppress). With a network, rtsep's own "
+                   "post-filter is off unless --suppress is given; the background is only delayed")
 
 
 def add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE, why: str = DEFAULT_ENGINE_WHY,

