@@ -322,7 +322,12 @@ class FdParams(LabelFields):
         see ``frame``-long spectra, but an output sample is complete two hops
         after it arrived, so the latency is ``2 * hop - 1`` instead of
         ``frame - 1`` (511 samples, 31.9 ms, at 16 kHz with frame 1024 and
-        overlap 4; 255 with overlap 8). Needs ``overlap`` 4 or 8.
+        overlap 4; 255 with overlap 8). Needs ``overlap`` 4 or 8. The
+        low-latency setting: on the 16 real-material dev rooms it costs the
+        voice 0.3 dB of SDR improvement against noise and music and 0.6 dB
+        between talkers (best output; bench/LABELS.md), where ``frame=512``
+        (the same latency) costs more; on the 10 voice-call rooms voice SIRi
+        +9.4 against +9.1 dB (bench/VOICECALL.md).
     memory_s : float
         Memory of the weighted covariances (seconds): longer is more
         accurate in a steady scene, shorter follows a moving talker.

@@ -54,6 +54,11 @@ def engine_params(args: argparse.Namespace) -> dict[str, Any]:
     suppress = getattr(args, "suppress", None)
     if suppress is not None:
         params["suppress_db"] = float(suppress)
+    if getattr(args, "low_delay", False):
+        if getattr(args, "engine", "fd") != "fd":
+            raise ConfigError("--low-delay is the fd engine's low-latency setting; td has no delay of its own "
+                              "(add --engine fd, or drop --low-delay)")
+        params["low_delay"] = True
     postfilter = getattr(args, "postfilter", None)
     if postfilter is not None:
         params["postfilter"] = postfilter
@@ -101,6 +106,11 @@ SUPPRESS_HELP = ("post-filter: the most (dB) it attenuates what is left of the b
                  "--param suppress_db=DB")
 
 
+#: what ``--low-delay`` means, in every command that takes engine options
+LOW_DELAY_HELP = ("fd only: low-delay windows, half the latency (511 samples = 31.9 ms at 16 kHz instead of 63.9) at "
+                  "the same frequency resolution, for about 0.3-0.6 dB less voice SDR. Same as --param low_delay=true")
+
+
 #: what ``--postfilter`` means, in every command that takes engine options
 POSTFILTER_HELP = ("a neural speech enhancer on the voice after separation (optional extra: pip install "
                    "'rtsep[neural]'): dfn3 (DeepFilterNet3, +41 ms at 16 kHz) or rnnoise (RNNoise, +31 ms); "
@@ -110,7 +120,7 @@ POSTFILTER_HELP = ("a neural speech enhancer on the voice after separation (opti
 
 def add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE, why: str = DEFAULT_ENGINE_WHY,
                        engine_help: str = "", voice_help: str = "", config: bool = True) -> None:
-    """Add ``--engine``, ``--param``, ``--config``, ``--voice``, ``--suppress`` and ``--postfilter`` (read back by :func:`engine_params`).
+    """Add ``--engine``, ``--param``, ``--config``, ``--voice``, ``--suppress``, ``--postfilter`` and ``--low-delay`` (read back by :func:`engine_params`).
 
     Parameters
     ----------
@@ -136,6 +146,7 @@ def add_engine_options(p: argparse.ArgumentParser, default: str = DEFAULT_ENGINE
     p.add_argument("--voice", choices=("auto", "1", "2"), default="auto", help=VOICE_HELP + voice_help)
     p.add_argument("--suppress", type=float, metavar="DB", default=None, help=SUPPRESS_HELP)
     p.add_argument("--postfilter", choices=POSTFILTERS, default=None, help=POSTFILTER_HELP)
+    p.add_argument("--low-delay", action="store_true", help=LOW_DELAY_HELP)
 
 
 def add_verbose(p: argparse.ArgumentParser) -> None:

@@ -95,6 +95,18 @@ def test_replay_suppress_is_the_post_filter_and_the_files_stay_aligned_with_the_
     assert proc.returncode != 0 and "suppress_db" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_replay_low_delay_halves_fds_latency_and_the_files_stay_aligned(stereo, tmp_path):
+    import json
+
+    assert main(["replay", str(stereo), "-o", str(tmp_path), "-q", "--engine", "fd", "--low-delay"]) == 0
+    timing = json.loads((tmp_path / "timing.json").read_text())
+    assert timing["latency_samples"] == 511  # two hops less one, against 1023
+    x, _ = sf.read(stereo)
+    assert len(sf.read(tmp_path / "voice.wav")[0]) == len(x)
+    proc = _run("replay", str(stereo), "-o", str(tmp_path / "td"), "--engine", "td", "--low-delay")
+    assert proc.returncode != 0 and "--engine fd" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     n = FS
     rng = np.random.default_rng(1)
