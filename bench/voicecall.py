@@ -76,9 +76,11 @@ MAX_LAG = 4096
 FD_OFF = "rtsep fd, post-filter off (labelled)"
 FD_DEFAULT = "rtsep fd, defaults: post-filter 12 dB (labelled)"
 FD_BEST = "rtsep fd, defaults (better output)"
-FD_DFN3 = "rtsep fd, defaults + --postfilter dfn3"
-FD_RNN = "rtsep fd, defaults + --postfilter rnnoise"
-FD_OFF_DFN3 = "rtsep fd, post-filter off + --postfilter dfn3"
+FD_DFN3 = "rtsep fd --postfilter dfn3 (labelled)"
+FD_RNN = "rtsep fd --postfilter rnnoise (labelled)"
+FD_PF_DFN3 = "rtsep fd --suppress 12 --postfilter dfn3 (labelled)"
+FD_LD = "rtsep fd --low-delay (labelled)"
+FD_LD_DFN3 = "rtsep fd --low-delay --postfilter dfn3 (labelled)"
 TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
 TD_PF = "rtsep td + low-delay post-filter 12 dB (labelled)"
@@ -88,15 +90,17 @@ FD_ROWS = {
     FD_OFF: ({"suppress_db": 0.0}, "fd with its post-filter switched off, fd's own voice label"),
     FD_DEFAULT: ({}, "fd's defaults: the post-filter inside its STFT (suppress_db=12), fd's own voice label"),
     FD_BEST: ({}, "the same with the voice pinned to the output that scores better (voice=0/1, oracle)"),
-    FD_DFN3: ({"postfilter": "dfn3"}, "the defaults, then DeepFilterNet3 on the labelled voice inside the stream "
-                                      "(rtsep.neural: 10 ms chunks resampled to 48 kHz and back)"),
-    FD_RNN: ({"postfilter": "rnnoise"}, "the defaults, then RNNoise on the labelled voice inside the stream"),
-    FD_OFF_DFN3: ({"suppress_db": 0.0, "postfilter": "dfn3"}, "fd's own post-filter off, DeepFilterNet3 alone on "
-                                                              "fd's labelled voice"),
-    FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128), fd's own voice label: the low-latency setting"),
+    FD_DFN3: ({"postfilter": "dfn3"}, "DeepFilterNet3 on fd's labelled voice inside the stream (rtsep.neural: 10 ms "
+                                      "chunks resampled to 48 kHz and back); fd's own post-filter is then off"),
+    FD_RNN: ({"postfilter": "rnnoise"}, "the same with RNNoise"),
+    FD_PF_DFN3: ({"postfilter": "dfn3", "suppress_db": 12.0}, "fd's own post-filter kept on, then DeepFilterNet3"),
+    FD_LD: ({"low_delay": True}, "the defaults with low-delay windows (frame 1024, synthesis over the last two hops, "
+                                 "the post-filter's gains limited to ±hop): the low-latency setting"),
+    FD_LD_DFN3: ({"low_delay": True, "postfilter": "dfn3"}, "the low-latency setting, then DeepFilterNet3"),
+    FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
     TD_PF: ({"suppress_db": 12.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
                                    "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
-    TD_RNN: ({"suppress_db": 12.0, "postfilter": "rnnoise"}, "the same, then RNNoise: the ≤ 40 ms chain"),
+    TD_RNN: ({"suppress_db": 12.0, "postfilter": "rnnoise"}, "the same, then RNNoise (td's own post-filter kept)"),
     FD_OFFLINE: ({"suppress_db": 0.0}, "the post-filter (suppress_db=12) run offline with fd's framing over the "
                                        "outputs of fd with it off, to compare with the in-engine one"),
 }
@@ -487,7 +491,7 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
                                                    "suppress_db": DEFAULT_SUPPRESS_DB})
     best = better(fd["pinned"], room)
     add(FD_BEST, best[0], fd["latency_ms"], 0)
-    for opt in (FD_DFN3, FD_RNN, FD_OFF_DFN3):
+    for opt in (FD_DFN3, FD_RNN, FD_PF_DFN3, FD_LD_DFN3):
         try:
             nn = run_rtsep(room, pinned=False, **FD_ROWS[opt][0])
         except ImportError as e:  # rtsep's DependencyError: the extra rtsep[neural] is missing
@@ -495,6 +499,9 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
             continue
         add(opt, nn["labelled"][0], nn["latency_ms"], 0,
             extra={"rtf": nn["seconds"] / n_s, "latency_samples": nn["latency_samples"]})
+    ld = run_rtsep(room, pinned=False, **FD_ROWS[FD_LD][0])
+    add(FD_LD, ld["labelled"][0], ld["latency_ms"], 0,
+        extra={"rtf": ld["seconds"] / n_s, "latency_samples": ld["latency_samples"]})
     low = run_rtsep(room, pinned=False, **FD_ROWS[FD_512][0])
     add(FD_512, low["labelled"][0], low["latency_ms"], 0,
         extra={"rtf": low["seconds"] / n_s, "latency_samples": low["latency_samples"]})
