@@ -332,9 +332,10 @@ class FdParams(LabelFields):
         overlap 4; 255 with overlap 8). Needs ``overlap`` 4 or 8. The
         low-latency setting: on the 16 real-material dev rooms it costs the
         voice 0.3 dB of SDR improvement against noise and music and 0.6 dB
-        between talkers (best output; bench/LABELS.md), where ``frame=512``
-        (the same latency) costs more; on the 10 voice-call rooms voice SIRi
-        +9.4 against +9.1 dB (bench/VOICECALL.md).
+        between talkers (best output; bench/LABELS.md); on the 10 voice-call
+        rooms voice SIRi / SDRi +8.8 / +1.4 dB against the symmetric default's
+        +9.2 / +1.2 and ``frame=512``'s +8.1 / +1.3 at the same latency
+        (bench/VOICECALL.md).
     memory_s : float
         Memory of the weighted covariances (seconds): longer is more
         accurate in a steady scene, shorter follows a moving talker.
