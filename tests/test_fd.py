@@ -213,8 +213,9 @@ def test_latency_is_the_delay_of_the_separated_source() -> None:
 # ---------------------------------------------------------------- robustness
 
 
+@pytest.mark.parametrize("low_delay", [False, True], ids=["symmetric", "low_delay"])
 @pytest.mark.parametrize("kind", ["silence", "dc", "jump", "clip", "tiny", "one_mic_dead", "identical"])
-def test_hostile_inputs_stay_finite(kind: str) -> None:
+def test_hostile_inputs_stay_finite(kind: str, low_delay: bool) -> None:
     n = int((0.5 if NOJIT else 3.0) * FS)
     rng = np.random.default_rng(1)
     x = _convolutive_mix(n, 5)
@@ -233,7 +234,7 @@ def test_hostile_inputs_stay_finite(kind: str) -> None:
         x[:, 1] = 0.0
     elif kind == "identical":
         x[:, 1] = x[:, 0]
-    eng = FrequencyDomainEngine(FS, 2, **CFG)
+    eng = FrequencyDomainEngine(FS, 2, low_delay=low_delay, **CFG)
     v, b = eng.process(x)
     assert np.all(np.isfinite(v)) and np.all(np.isfinite(b))
     assert np.max(np.abs(v)) <= 10 * max(np.max(np.abs(x)), 1e-30)
@@ -255,15 +256,21 @@ def test_warmup_and_reset_do_not_change_the_output(mix: np.ndarray, whole) -> No
     np.testing.assert_array_equal(v, whole[0])
 
 
-def test_state_arrays_resume_the_stream(mix: np.ndarray, whole) -> None:
-    eng = FrequencyDomainEngine(FS, 2, **CFG)
+@pytest.mark.parametrize("low_delay", [False, True], ids=["symmetric", "low_delay"])
+def test_state_arrays_resume_the_stream(mix: np.ndarray, whole, low_delay: bool) -> None:
+    eng = FrequencyDomainEngine(FS, 2, low_delay=low_delay, **CFG)
+    want = whole[0] if not low_delay else FrequencyDomainEngine(FS, 2, low_delay=True, **CFG).process(mix)[0]
     half = len(mix) // 2
     first, _ = eng.process(mix[:half])
     saved = eng.state_arrays()
     eng.process(mix[half:])
     eng.load_state_arrays(saved)
     second, _ = eng.process(mix[half:])
-    np.testing.assert_array_equal(np.r_[first, second], whole[0])
+    np.testing.assert_array_equal(np.r_[first, second], want)
+    # a symmetric engine cannot continue a low-delay stream (other overlap-add layout), and says so
+    if low_delay:
+        with pytest.raises(ConfigError, match="resume with the same channels and parameters"):
+            FrequencyDomainEngine(FS, 2, **CFG).load_state_arrays(saved)
 
 
 def test_a_state_saved_with_other_parameters_or_layout_is_refused_in_one_line(mix: np.ndarray) -> None:
