@@ -214,11 +214,19 @@ def test_page_says_plainly_when_the_device_gives_one_channel(mixture, tmp_path):
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
             const ask = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
             navigator.mediaDevices.getUserMedia = () => ask({audio: {channelCount: {exact: 1}}});"""})
-        driver.get(server.http)
-        rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 60)
-        driver.find_element("id", "start").click()
-        # a first Chromium start on a fresh machine (profile, audio stack) can take tens of seconds
-        notices = rig.wait_for("the page's notice", lambda: page_state(driver)["notices"], 60)
+        for attempt in range(2):
+            driver.get(server.http)
+            rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 60)
+            driver.find_element("id", "start").click()
+            # a first Chromium start on a fresh machine (profile, audio stack) can take tens of
+            # seconds, and twice in fresh-clone runs the fake mono capture never answered within
+            # 60 s (passing on rerun): the page is loaded once more before the test gives up
+            try:
+                notices = rig.wait_for("the page's notice", lambda: page_state(driver)["notices"], 60)
+                break
+            except AssertionError:
+                if attempt:
+                    raise
         time.sleep(1.0)
         st = page_state(driver)
         shown = driver.find_element("id", "notice").text
