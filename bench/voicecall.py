@@ -491,29 +491,16 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
                                                    "suppress_db": DEFAULT_SUPPRESS_DB})
     best = better(fd["pinned"], room)
     add(FD_BEST, best[0], fd["latency_ms"], 0)
-    for opt in (FD_DFN3, FD_RNN, FD_PF_DFN3, FD_LD_DFN3):
+    # the rows streamed once, with their own label (no pinned runs)
+    for opt, engine in ((FD_DFN3, "fd"), (FD_RNN, "fd"), (FD_PF_DFN3, "fd"), (FD_LD_DFN3, "fd"), (FD_LD, "fd"),
+                        (FD_512, "fd"), (TD_PF, "td"), (TD_RNN, "td")):
         try:
-            nn = run_rtsep(room, pinned=False, **FD_ROWS[opt][0])
+            r = run_rtsep(room, pinned=False, engine=engine, **FD_ROWS[opt][0])
         except ImportError as e:  # rtsep's DependencyError: the extra rtsep[neural] is missing
             add(opt, None, None, error=f"not available: {e}")
             continue
-        add(opt, nn["labelled"][0], nn["latency_ms"], 0,
-            extra={"rtf": nn["seconds"] / n_s, "latency_samples": nn["latency_samples"]})
-    ld = run_rtsep(room, pinned=False, **FD_ROWS[FD_LD][0])
-    add(FD_LD, ld["labelled"][0], ld["latency_ms"], 0,
-        extra={"rtf": ld["seconds"] / n_s, "latency_samples": ld["latency_samples"]})
-    low = run_rtsep(room, pinned=False, **FD_ROWS[FD_512][0])
-    add(FD_512, low["labelled"][0], low["latency_ms"], 0,
-        extra={"rtf": low["seconds"] / n_s, "latency_samples": low["latency_samples"]})
-    td = run_rtsep(room, pinned=False, engine="td", **FD_ROWS[TD_PF][0])
-    add(TD_PF, td["labelled"][0], td["latency_ms"], 0,
-        extra={"rtf": td["seconds"] / n_s, "latency_samples": td["latency_samples"]})
-    try:
-        tdn = run_rtsep(room, pinned=False, engine="td", **FD_ROWS[TD_RNN][0])
-        add(TD_RNN, tdn["labelled"][0], tdn["latency_ms"], 0,
-            extra={"rtf": tdn["seconds"] / n_s, "latency_samples": tdn["latency_samples"]})
-    except ImportError as e:
-        add(TD_RNN, None, None, error=f"not available: {e}")
+        add(opt, r["labelled"][0], r["latency_ms"], 0,
+            extra={"rtf": r["seconds"] / n_s, "latency_samples": r["latency_samples"]})
     add(FD_OFFLINE, post_filter(v0, b0), lat, 0, extra={"suppress_db": DEFAULT_SUPPRESS_DB})
     for sd in suppress_sweep:
         add(f"{FD_OFFLINE} {sd:g} dB", post_filter(v0, b0, suppress_db=sd), lat, 0)

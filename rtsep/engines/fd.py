@@ -189,8 +189,7 @@ class FrequencyDomainEngine(VoicePin):
             g0 = self._pf[0].process_frames(img[:, 0], img[:, 1])
             g1 = self._pf[1].process_frames(img[:, 1], img[:, 0])
             if self._gain_win is not None:
-                g0 = np.fft.rfft(np.fft.irfft(g0, n=n, axis=-1) * self._gain_win, axis=-1).real
-                g1 = np.fft.rfft(np.fft.irfft(g1, n=n, axis=-1) * self._gain_win, axis=-1).real
+                g0, g1 = (np.fft.rfft(np.fft.irfft(g, n=n, axis=-1) * self._gain_win, axis=-1).real for g in (g0, g1))
             img[:, 0] *= g0
             img[:, 1] *= g1
         overlap_add(synthesis(img), self._win_s, self.acc, h, out)
