@@ -632,12 +632,20 @@ def test_end_to_end_separates_with_reported_latency_and_no_xruns(jack_server, tm
     """Known mixture → rtsep live → recorded voice: SIR gain, latency = reported ± 1 block, 0 xruns."""
     seconds, block = 10.0, 256  # 256 = the CLI's default block
     mics, images, _ = _mixture(seconds)
-    rec_dir = tmp_path / "rec"
-    with _rig(mics, tmp_path / "rig.wav", tail=1.0, timeout=40) as rig:
-        r = _rtsep("live", "--input", "rtsep_rig", "--output", "rtsep_rig", "--play", "both", "--engine", "td",
-                   "--record", str(rec_dir), "--duration", str(seconds + 2.0), "--no-dashboard", timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    summary = r.stdout.strip().splitlines()[-1]
+    # The CI machine is shared: another job can stall every process on it for a JACK period
+    # (CI saw 4 xruns once with rtsep's own worst block at 0.7 of its budget). One retry tells
+    # that apart from a separator that is too slow or a callback that blocks: those xrun again.
+    for attempt in range(2):
+        rec_dir = tmp_path / f"rec{attempt}"
+        with _rig(mics, tmp_path / "rig.wav", tail=1.0, timeout=40) as rig:
+            r = _rtsep("live", "--input", "rtsep_rig", "--output", "rtsep_rig", "--play", "both", "--engine",
+                       "td", "--record", str(rec_dir), "--duration", str(seconds + 2.0), "--no-dashboard",
+                       timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        summary = r.stdout.strip().splitlines()[-1]
+        if "0 xruns" in summary:
+            break
+        print(f"\nattempt {attempt + 1}: {summary}")
     assert "0 xruns" in summary, summary
     doc = json.loads((rec_dir / "session.json").read_text())
     st = doc["stats"]
