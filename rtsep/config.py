@@ -120,7 +120,9 @@ class LabelFields:
         of 12, moves 0.52 → 0.17/min, labelled voice SDRi 3.5 → 3.8 dB (babble-it
         82 → 98 %, track26 91 → 96 %), no case's share lower, talkers and td
         unchanged; a voice-call pink room labelled wrong for its first 11 s
-        (speech probability 0.08 against 0.03) is right from 1 s.
+        (speech probability 0.08 against 0.03) was then wrong for 5 s, and is
+        right throughout since the ramp of fd's first demixer is no longer
+        evidence (:mod:`rtsep.kernels.evidence`).
     label_vad_ratio : float
         How many times more probable speech must be in one output than in the
         other for the detector to decide (else: two talkers, or modulation).

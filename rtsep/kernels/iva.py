@@ -565,6 +565,11 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
             _blend_cov(cov, x, a, gain * (1.0 - a), k_lo)
             n_pass = 0
             restart = False
+            if n == n_start:
+                # the first demixer: the outputs of the next overlap - 1 hops
+                # still overlap-add frames demixed by the identity (the second
+                # output silent), a ramp of 20-30 dB that is no syllable
+                st.tainted_left = max(st.tainted_left, overlap - 1.0)
             if n <= n_warm:
                 for m in range(2):
                     for k in range(n_bins):
@@ -592,6 +597,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                 if _contrast(buf, n, w, p, k_lo) < _contrast(buf, n, w_save, p, k_lo):
                     st.restarts_adopted += 1.0
                     _keep_output_order(buf, n, w_save, w, k_lo)
+                    st.tainted_left = max(st.tainted_left, overlap - 1.0)
                 else:
                     for k in range(n_bins):
                         for q in range(2):
@@ -654,6 +660,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                     if st.coherence_high >= hold:
                         _relearn_scene(recent, buf, n_warm, n_start, start_passes, alpha, whiten, k_lo,
                                        p, w, w_save, v, cov, st)
+                        st.tainted_left = max(st.tainted_left, overlap - 1.0)
         elif power <= _SILENT_POWER:
             st.silent_frames += 1.0
         code = 1 if st.frames >= n_start and st.frames > 0 else 0

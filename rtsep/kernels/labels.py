@@ -304,7 +304,9 @@ def label_block(img: np.ndarray, raw: np.ndarray, ref: np.ndarray, s0: int, lear
     learned : ndarray, shape (n // period,), int64
         Per ``period`` samples: 0 the outputs are not separated yet (not
         evidence: an unseparated start's silent second output would look
-        like anything); 1 separated; 2 separated, but the input was faulty.
+        like anything); 1 separated; 2 separated, but the input was faulty
+        or the outputs still overlap-add frames demixed before the demixers
+        jumped (the first estimate, a restart): not evidence either.
     near : ndarray, shape (n // period, Q), float64
         Per ``period`` samples: each output's direct-path regularity (see
         :func:`rtsep.kernels.iva.direct_path_regularity`; used when ``lp.use_near``).
