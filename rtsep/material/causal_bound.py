@@ -107,6 +107,62 @@ def batch_auxiva(mix: np.ndarray, fs: float, seconds: float | None, frame: int =
     return np.conj(wp)                                  # pyroomacoustics: y = W x
 
 
+class CausalBatch(NamedTuple):
+    """What :func:`causal_batch_stream` returns."""
+
+    outputs: np.ndarray               # (2, n): the piecewise stream, output order fixed by the images
+    demixers: dict[float, np.ndarray]  # refit time (s) -> batch AuxIVA demixers fitted on [0, t]
+
+
+def causal_batch_stream(mix: np.ndarray, images: np.ndarray, fs: float, times: tuple[float, ...],
+                        k_lo: int, frame: int = 1024, n_iter: int = 100) -> CausalBatch:
+    """An oracle causal separator: batch AuxIVA refitted on [0, t_i], applied on [t_i, t_i+1).
+
+    What a causal separator with this source model could at best stream if it
+    could afford a 100-iteration batch fit on its whole past at each ``t_i``:
+    before ``times[0]`` mic 1 passes through as output 1 (the fd engine's
+    start); each segment's output order is the one that matches ``images``
+    (an oracle: a refit from the identity may come out the other way round).
+    The last time's fit is also made on the whole signal when ``times[-1]``
+    reaches its end.
+
+    Parameters
+    ----------
+    mix : ndarray, shape (n, 2)
+        The two microphones.
+    images : ndarray, shape (2, n)
+        The true images at mic 1 (voice, background), for the output order only.
+    fs : float
+        Sample rate (Hz).
+    times : tuple of float
+        Refit times (s), increasing.
+    k_lo : int
+        Bins below this go wholly to output 2, as in the engine.
+    frame : int
+        STFT frame (samples); hop a quarter of it.
+    n_iter : int
+        Iterations of each fit, from the identity.
+    """
+    n = mix.shape[0]
+    out = np.zeros((2, n))
+    first = min(n, int(round(times[0] * fs)))
+    out[0, :first] = mix[:first, 0]
+    fits: dict[float, np.ndarray] = {}
+    for i, t in enumerate(times):
+        w = batch_auxiva(mix, fs, t if t * fs < n else None, frame, None, n_iter)
+        fits[t] = w
+        a = min(n, int(round(t * fs)))
+        b = n if i + 1 == len(times) else min(n, int(round(times[i + 1] * fs)))
+        if b <= a:
+            continue
+        seg = frozen_images(mix, w, fs, k_lo)[:, a:b]
+        ref = images[:, a:b]
+        kept = abs(seg[0] @ ref[0]) + abs(seg[1] @ ref[1])
+        crossed = abs(seg[1] @ ref[0]) + abs(seg[0] @ ref[1])
+        out[:, a:b] = seg if kept >= crossed else seg[::-1]
+    return CausalBatch(out, fits)
+
+
 def sdr_improvement(outputs: np.ndarray, images: np.ndarray, mic0: np.ndarray, fs: float,
                     start_s: float = 0.0) -> float:
     """Mean BSS-Eval SDR improvement (dB) of two outputs over mic 1 on [start_s, end], best order.
