@@ -322,3 +322,26 @@ def test_fd_stays_with_the_near_talker_when_only_the_direct_path_cue_says_otherw
     out, labels = _stream(sep, room.mix)
     assert sep.info()["label_moves"] == 0, labels[::64]
     assert _voice_share(out, room.images[:, :, 0], room.mix[:, 0]) >= 0.9
+
+
+@pytest.mark.heavy
+@pytest.mark.skipif(NO_JIT, reason="8 s of audio in a room; run compiled")
+def test_fd_first_decision_follows_level_modulation_and_speech_when_they_agree():
+    """Pink noise 5 dB under the talker (the voice-call bench's pink room 3).
+
+    The noise's output holds enough of the talker to be heard as speech 9 % of the
+    time, so the two outputs looked like two talkers and the direct path (a point
+    source's is regular) named the noise the voice until 5 s, though the talker's
+    output was louder, more syllabic and more often speech.
+    """
+    require_speech()
+    from rtsep.material.rooms import import_pyroomacoustics, simulate_room
+    import_pyroomacoustics()
+    n = 8 * FS
+    talk = speech.talker("it", n / FS, seed=303).astype(np.float64)
+    room = simulate_room(talk, signals.pink_noise(n, 403), FS, rt60=0.45, spacing=0.04, talker_dist=1.1,
+                         background_dist=1.6, sir_db=5.0, seed=503)
+    sep = Separator(FS, engine="fd")
+    out, labels = _stream(sep, room.mix)
+    assert sep.info()["label_moves"] == 0 and _moves(labels, after_s=0.5) == 0, labels[::16]
+    assert _voice_share(out, room.images[:, :, 0], room.mix[:, 0], from_s=1.0) >= 0.9
