@@ -10,8 +10,10 @@ detector is installed, a speech probability (:mod:`rtsep.vad`). The rule:
   both modulate like speech, ≥ ``p.speech_db``; and they modulate within
   ``p.tie_db`` of each other): the voice is the **near talker**: in a room
   (fd) the one whose path to the mics is most like a single delay (direct
-  sound over reverberation, read off the demixers), else the one louder at
-  the reference mic when it speaks;
+  sound over reverberation, read off the demixers) — only a tie-breaker: an
+  output that is louder, more syllabic and heard as speech as often takes
+  the first decision, and a settled label does not leave it on the direct
+  path alone — else the one louder at the reference mic when it speaks;
 - otherwise the output with the stronger 2-8 Hz syllabic modulation (music
   and noise modulate less);
 - from ``p.guess_frames`` frames of evidence on the label follows the
