@@ -275,6 +275,20 @@ def test_pinning_the_voice_to_an_output_that_does_not_exist_is_one_clear_error()
     sep.pin_voice(None)  # automatic again
 
 
+def _fd_in_room(talk: np.ndarray, background: np.ndarray, **geometry: float):
+    """Stream a simulated room (talker, background; ``simulate_room`` geometry) through fd's defaults.
+
+    Returns the separator, its outputs aligned with the input, the voice index
+    after each block and the room (its ``images`` are the truth).
+    """
+    from rtsep.material.rooms import import_pyroomacoustics, simulate_room
+    import_pyroomacoustics()
+    room = simulate_room(talk, background, FS, **geometry)
+    sep = Separator(FS, engine="fd")
+    out, labels = _stream(sep, room.mix)
+    return sep, out, labels, room
+
+
 @pytest.mark.heavy
 @pytest.mark.skipif(NO_JIT, reason="8 s of audio in a room; run compiled")
 def test_fd_names_the_talker_from_its_first_decision_over_noise_as_loud_as_the_talker():
@@ -286,14 +300,10 @@ def test_fd_names_the_talker_from_its_first_decision_over_noise_as_loud_as_the_t
     (this room is the voice-call bench's pink room at SIR 0 dB).
     """
     require_speech()
-    from rtsep.material.rooms import import_pyroomacoustics, simulate_room
-    import_pyroomacoustics()
     n = 8 * FS
     talk = speech.talker("it", n / FS, seed=302).astype(np.float64)
-    room = simulate_room(talk, signals.pink_noise(n, 402), FS, rt60=0.25, spacing=0.06, talker_dist=0.8,
-                         background_dist=2.0, sir_db=0.0, seed=502)
-    sep = Separator(FS, engine="fd")
-    out, labels = _stream(sep, room.mix)
+    sep, out, labels, room = _fd_in_room(talk, signals.pink_noise(n, 402), rt60=0.25, spacing=0.06,
+                                         talker_dist=0.8, background_dist=2.0, sir_db=0.0, seed=502)
     mod = sep.info()["modulation_db"]
     assert sep.info()["label_moves"] == 0 and _moves(labels, after_s=0.5) == 0, labels[::16]
     assert _voice_share(out, room.images[:, :, 0], room.mix[:, 0], from_s=1.0) >= 0.9
@@ -311,15 +321,11 @@ def test_fd_stays_with_the_near_talker_when_only_the_direct_path_cue_says_otherw
     does not move on that cue alone.
     """
     require_speech()
-    from rtsep.material.rooms import import_pyroomacoustics, simulate_room
-    import_pyroomacoustics()
     n = 25 * FS
     talk = speech.talker("it", n / FS, seed=309).astype(np.float64)
     other = speech.talker("ru", n / FS, seed=409).astype(np.float64)
-    room = simulate_room(talk, other, FS, rt60=0.4, spacing=0.07, talker_dist=1.0, background_dist=2.0,
-                         sir_db=5.0, seed=509)
-    sep = Separator(FS, engine="fd")
-    out, labels = _stream(sep, room.mix)
+    sep, out, labels, room = _fd_in_room(talk, other, rt60=0.4, spacing=0.07, talker_dist=1.0,
+                                         background_dist=2.0, sir_db=5.0, seed=509)
     assert sep.info()["label_moves"] == 0, labels[::64]
     assert _voice_share(out, room.images[:, :, 0], room.mix[:, 0]) >= 0.9
 
@@ -335,13 +341,9 @@ def test_fd_first_decision_follows_level_modulation_and_speech_when_they_agree()
     output was louder, more syllabic and more often speech.
     """
     require_speech()
-    from rtsep.material.rooms import import_pyroomacoustics, simulate_room
-    import_pyroomacoustics()
     n = 8 * FS
     talk = speech.talker("it", n / FS, seed=303).astype(np.float64)
-    room = simulate_room(talk, signals.pink_noise(n, 403), FS, rt60=0.45, spacing=0.04, talker_dist=1.1,
-                         background_dist=1.6, sir_db=5.0, seed=503)
-    sep = Separator(FS, engine="fd")
-    out, labels = _stream(sep, room.mix)
+    sep, out, labels, room = _fd_in_room(talk, signals.pink_noise(n, 403), rt60=0.45, spacing=0.04,
+                                         talker_dist=1.1, background_dist=1.6, sir_db=5.0, seed=503)
     assert sep.info()["label_moves"] == 0 and _moves(labels, after_s=0.5) == 0, labels[::16]
     assert _voice_share(out, room.images[:, :, 0], room.mix[:, 0], from_s=1.0) >= 0.9

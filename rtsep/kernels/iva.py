@@ -398,6 +398,18 @@ def _classify_frame(p0: float, p1: float, clipped: bool, same: bool, st: np.void
 
 
 @njit(cache=True)
+def _demixers_jumped(st: np.void, overlap: int) -> None:
+    """The demixers were just replaced (first estimate, adopted restart, scene relearn).
+
+    The outputs of the next ``overlap - 1`` hops still overlap-add frames
+    demixed the old way, a ramp between two demixers (20-30 dB when the old
+    one is the identity and its second output silent) that is no syllable:
+    they are not label evidence.
+    """
+    st.tainted_left = max(st.tainted_left, overlap - 1.0)
+
+
+@njit(cache=True)
 def _relearn_scene(recent: np.ndarray, buf: np.ndarray, n_warm: int, n_start: int, start_passes: int,
                    alpha: float, whiten: int, k_lo: int, p: np.void, w: np.ndarray,
                    w_save: np.ndarray, v: np.ndarray, cov: np.ndarray, st: np.void) -> None:
@@ -566,10 +578,8 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
             n_pass = 0
             restart = False
             if n == n_start:
-                # the first demixer: the outputs of the next overlap - 1 hops
-                # still overlap-add frames demixed by the identity (the second
-                # output silent), a ramp of 20-30 dB that is no syllable
-                st.tainted_left = max(st.tainted_left, overlap - 1.0)
+                # the first demixer (the identity's second output was silent)
+                _demixers_jumped(st, overlap)
             if n <= n_warm:
                 for m in range(2):
                     for k in range(n_bins):
@@ -597,7 +607,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                 if _contrast(buf, n, w, p, k_lo) < _contrast(buf, n, w_save, p, k_lo):
                     st.restarts_adopted += 1.0
                     _keep_output_order(buf, n, w_save, w, k_lo)
-                    st.tainted_left = max(st.tainted_left, overlap - 1.0)
+                    _demixers_jumped(st, overlap)
                 else:
                     for k in range(n_bins):
                         for q in range(2):
@@ -660,7 +670,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                     if st.coherence_high >= hold:
                         _relearn_scene(recent, buf, n_warm, n_start, start_passes, alpha, whiten, k_lo,
                                        p, w, w_save, v, cov, st)
-                        st.tainted_left = max(st.tainted_left, overlap - 1.0)
+                        _demixers_jumped(st, overlap)
         elif power <= _SILENT_POWER:
             st.silent_frames += 1.0
         code = 1 if st.frames >= n_start and st.frames > 0 else 0
