@@ -23,7 +23,8 @@ run time and cannot be used here), RNNoise (``pyrnnoise``), WebRTC NS
 white-noise check; no AGC), ``noisereduce``
 (non-stationary spectral gating, offline), and rtsep (:data:`FD_ROWS`): fd with its
 post-filter switched off (``suppress_db=0``) and its own voice label; fd's defaults
-(the blind post-filter runs inside fd's STFT, ``suppress_db=12``) with its own
+(the blind post-filter runs inside fd's STFT, ``suppress_db=16``: 16 dB where speech is absent,
+12 dB under it) with its own
 voice label; the defaults with the better output pinned (``voice=0``/``voice=1``,
 oracle choice); the defaults + DFN3 on fd's voice; the defaults at ``frame=512``
 (low latency, own label); td with the post-filter in its low-delay filter bank
@@ -74,34 +75,34 @@ MUSIC_GLOB = "/usr/share/scummvm/drascula/audio/track*.ogg"
 MAX_LAG = 4096
 #: Row order of the tables.
 FD_OFF = "rtsep fd, post-filter off (labelled)"
-FD_DEFAULT = "rtsep fd, defaults: post-filter 12 dB (labelled)"
+FD_DEFAULT = "rtsep fd, defaults: post-filter 16 dB (labelled)"
 FD_BEST = "rtsep fd, defaults (better output)"
 FD_DFN3 = "rtsep fd --postfilter dfn3 (labelled)"
 FD_RNN = "rtsep fd --postfilter rnnoise (labelled)"
-FD_PF_DFN3 = "rtsep fd --suppress 12 --postfilter dfn3 (labelled)"
+FD_PF_DFN3 = "rtsep fd --suppress 16 --postfilter dfn3 (labelled)"
 FD_LD = "rtsep fd --low-delay (labelled)"
 FD_LD_DFN3 = "rtsep fd --low-delay --postfilter dfn3 (labelled)"
 TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
-TD_PF = "rtsep td + low-delay post-filter 12 dB (labelled)"
+TD_PF = "rtsep td + low-delay post-filter 16 dB (labelled)"
 FD_OFFLINE = "rtsep fd off + offline post-filter"
 #: rtsep rows: name -> (engine parameters, what the row is).
 FD_ROWS = {
     FD_OFF: ({"suppress_db": 0.0}, "fd with its post-filter switched off, fd's own voice label"),
-    FD_DEFAULT: ({}, "fd's defaults: the post-filter inside its STFT (suppress_db=12), fd's own voice label"),
+    FD_DEFAULT: ({}, "fd's defaults: the post-filter inside its STFT (suppress_db=16), fd's own voice label"),
     FD_BEST: ({}, "the same with the voice pinned to the output that scores better (voice=0/1, oracle)"),
     FD_DFN3: ({"postfilter": "dfn3"}, "DeepFilterNet3 on fd's labelled voice inside the stream (rtsep.neural: 10 ms "
                                       "chunks resampled to 48 kHz and back); fd's own post-filter is then off"),
     FD_RNN: ({"postfilter": "rnnoise"}, "the same with RNNoise"),
-    FD_PF_DFN3: ({"postfilter": "dfn3", "suppress_db": 12.0}, "fd's own post-filter kept on, then DeepFilterNet3"),
+    FD_PF_DFN3: ({"postfilter": "dfn3", "suppress_db": 16.0}, "fd's own post-filter kept on, then DeepFilterNet3"),
     FD_LD: ({"low_delay": True}, "the defaults with low-delay windows (frame 1024, synthesis over the last two hops, "
                                  "the post-filter's gains limited to ±hop): the low-latency setting"),
     FD_LD_DFN3: ({"low_delay": True, "postfilter": "dfn3"}, "the low-latency setting, then DeepFilterNet3"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
-    TD_PF: ({"suppress_db": 12.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
+    TD_PF: ({"suppress_db": 16.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
                                    "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
-    TD_RNN: ({"suppress_db": 12.0, "postfilter": "rnnoise"}, "the same, then RNNoise (td's own post-filter kept)"),
-    FD_OFFLINE: ({"suppress_db": 0.0}, "the post-filter (suppress_db=12) run offline with fd's framing over the "
+    TD_RNN: ({"suppress_db": 16.0, "postfilter": "rnnoise"}, "the same, then RNNoise (td's own post-filter kept)"),
+    FD_OFFLINE: ({"suppress_db": 0.0}, "the post-filter (suppress_db=16) run offline with fd's framing over the "
                                        "outputs of fd with it off, to compare with the in-engine one"),
 }
 OPTIONS = ("DFN3", "RNNoise", "WebRTC NS", "noisereduce") + tuple(FD_ROWS)

@@ -469,7 +469,7 @@ class FdParams(LabelFields):
     max_gain_db: float = 40.0
     ref_mic: int = 0
     second_mic: int = -1
-    suppress_db: float = 12.0
+    suppress_db: float = 16.0
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5

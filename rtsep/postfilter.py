@@ -7,7 +7,7 @@ inverse FFT. The recursion itself is :func:`rtsep.kernels.postfilter.postfilter_
 
 Example
 -------
->>> pf = PostFilter(16000, frame=1024, hop=256, suppress_db=12.0)
+>>> pf = PostFilter(16000, frame=1024, hop=256, suppress_db=16.0)
 >>> g = pf.process_frame(V, B)          # V, B: complex (513,) spectra of one frame
 >>> V_clean = g * V
 """
@@ -23,8 +23,15 @@ from .errors import ConfigError, InputFormatError
 from .kernels.postfilter import new_params, postfilter_frame, postfilter_frames
 from .kernels.stft import pr_windows
 
-#: Default maximum attenuation (dB); chosen from bench/VOICECALL.md.
-DEFAULT_SUPPRESS_DB = 12.0
+#: Default maximum attenuation (dB), reached where speech is absent; chosen from bench/VOICECALL.md.
+DEFAULT_SUPPRESS_DB = 16.0
+#: Default floor (dB) where speech is present: deeper costs the voice (PESQ, ESTOI).
+DEFAULT_SPEECH_FLOOR_DB = 12.0
+#: Widths (Hz) of the speech-presence estimate's local and global averages of the
+#: a-priori SNR, and of the gains' smoothing; 3, 31 and 3 bins at 1024 / 16 kHz.
+_LOCAL_HZ, _GLOBAL_HZ, _SMOOTH_HZ = 50.0, 480.0, 50.0
+#: Time constant (s) of the a-priori SNR's smoothing in the presence estimate.
+_ZETA_TAU_S = 0.045
 #: Minimum statistics of the voice's power: the floor is the least smoothed power
 #: over this many seconds, kept as _N_SUB sub-window minima.
 _FLOOR_WINDOW_S = 1.5
@@ -43,8 +50,18 @@ class PostFilter:
     hop : int
         STFT frame advance (samples): sets the per-frame forgetting factors.
     suppress_db : float
-        Maximum attenuation (dB, 0 to 60): the gain floor is ``10^(-suppress_db/20)``.
+        Maximum attenuation (dB, 0 to 60): the gain floor where speech is
+        absent (everywhere when ``spp`` is off) is ``10^(-suppress_db/20)``.
         0 switches the filter off (every gain exactly 1).
+    speech_floor_db : float
+        Attenuation floor (dB) where speech is present, used with ``spp``;
+        capped at ``suppress_db``.
+    spp : bool
+        Weight the gain by the probability that speech is present in the bin
+        (Cohen's optimally-modified LSA): the full gain where it is, the
+        ``suppress_db`` floor where it is not; and smooth the gains over 50 Hz.
+        Off: one floor, no smoothing (the filter before bench/VOICECALL.md's
+        third run).
     rule : {"wiener", "lsa"}
         Gain rule: Wiener or MMSE log-spectral amplitude.
     beta0 : float
@@ -70,8 +87,9 @@ class PostFilter:
 
     def __init__(self, fs: float, frame: int = 1024, hop: int = 256, suppress_db: float = DEFAULT_SUPPRESS_DB,
                  rule: str = "lsa", beta0: float = 0.25, leak_weight: float = 0.0, noise_tau_s: float = 0.05,
-                 leak_tau_s: float = 2.0, alpha_dd: float = 0.98, floor_weight: float = 2.0,
-                 voice_tau_s: float = 0.05) -> None:
+                 leak_tau_s: float = 2.0, alpha_dd: float = 0.95, floor_weight: float = 2.0,
+                 voice_tau_s: float = 0.05, speech_floor_db: float = DEFAULT_SPEECH_FLOOR_DB,
+                 spp: bool = True) -> None:
         self.fs = check_range("fs (sample rate, Hz)", fs, 1000, 192000)
         self.frame = check_range("frame", frame, 8, 1 << 16, kind=int)
         self.hop = check_range("hop", hop, 1, self.frame, kind=int)
@@ -86,25 +104,37 @@ class PostFilter:
         alpha_dd = check_range("alpha_dd", alpha_dd, 0.0, 0.999)
         floor_weight = check_range("floor_weight", floor_weight, 0.0, 10.0)
         voice_tau_s = check_range("voice_tau_s", voice_tau_s, 0.0, 10.0)
+        speech_floor_db = check_range("speech_floor_db", speech_floor_db, 0.0, 60.0)
+        self.spp = bool(spp)
         frames_per_s = self.fs / self.hop
         self.n_bins = self.frame // 2 + 1
+        bin_hz = self.fs / self.frame
 
         def forget(tau: float) -> float:
             return math.exp(-1.0 / (tau * frames_per_s)) if tau > 0 else 0.0
 
+        def odd_bins(hz: float) -> int:
+            return max(1, 2 * round((hz / bin_hz - 1.0) / 2.0) + 1)
+
+        floor_db = min(speech_floor_db, self.suppress_db) if self.spp else self.suppress_db
+        widths = (odd_bins(_LOCAL_HZ), odd_bins(_GLOBAL_HZ), odd_bins(_SMOOTH_HZ) if self.spp else 1)
         self.params = new_params(a_noise=forget(noise_tau_s), a_leak=forget(leak_tau_s), beta0=beta0,
                                  leak_weight=leak_weight, alpha_dd=alpha_dd,
-                                 g_min=10.0 ** (-self.suppress_db / 20.0), lsa=int(rule == "lsa"),
+                                 g_min=10.0 ** (-floor_db / 20.0), lsa=int(rule == "lsa"),
                                  lam_floor=1e-20, a_voice=forget(voice_tau_s),
                                  sub_len=max(1, round(_FLOOR_WINDOW_S * frames_per_s / _N_SUB)),
-                                 floor_weight=floor_weight)
+                                 floor_weight=floor_weight, spp=int(self.spp), a_zeta=forget(_ZETA_TAU_S),
+                                 n_local=widths[0], n_global=widths[1], zeta_lo=0.1, zeta_hi=10 ** 0.5,
+                                 q_max=0.95, g_absent=10.0 ** (-self.suppress_db / 20.0), n_smooth=widths[2])
         self.gain = np.ones(self.n_bins)
+        self._work = np.zeros((5, max(self.n_bins, *widths)))
         self.reset()
 
     @property
     def g_min(self) -> float:
-        """Gain floor (linear)."""
-        return float(self.params[0]["g_min"])
+        """Lowest gain (linear): where speech is absent (everywhere without ``spp``)."""
+        p = self.params[0]
+        return float(min(p["g_min"], p["g_absent"]) if self.spp else p["g_min"])
 
     def reset(self) -> None:
         """Forget the stream: powers, leakage and the decision-directed memory start afresh."""
@@ -115,9 +145,10 @@ class PostFilter:
         self.s2_prev = np.zeros(k)
         self.p_v = np.zeros(k)
         self.p_min = np.full((_N_SUB + 1, k), np.inf)
+        self.zeta = np.zeros(k)
         self.count = np.zeros(1, dtype=np.int64)
 
-    _STATE = ("p_b", "phi_bb", "phi_vb", "s2_prev", "p_v", "p_min", "count")
+    _STATE = ("p_b", "phi_bb", "phi_vb", "s2_prev", "p_v", "p_min", "zeta", "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of the state arrays (enough to resume exactly)."""
@@ -148,7 +179,7 @@ class PostFilter:
             raise InputFormatError(f"process_frame needs two spectra of shape ({self.n_bins},), "
                                    f"got {v.shape} and {b.shape}")
         postfilter_frame(v, b, self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min,
-                         self.count, self.params, self.gain)
+                         self.zeta, self.count, self.params, self._work, self.gain)
         return self.gain
 
     def process_frames(self, v: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -169,8 +200,8 @@ class PostFilter:
                                    f"got {v.shape} and {b.shape}")
         gains = np.empty(v.shape)
         postfilter_frames(np.ascontiguousarray(v, dtype=np.complex128), np.ascontiguousarray(b, dtype=np.complex128),
-                          self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min, self.count,
-                          self.params, gains)
+                          self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min, self.zeta,
+                          self.count, self.params, self._work, gains)
         return gains
 
 

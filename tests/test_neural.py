@@ -127,7 +127,7 @@ def test_the_separators_latency_adds_the_neural_delay_and_the_background_is_only
 
 def test_a_network_switches_the_engines_own_post_filter_off_unless_it_is_asked_for() -> None:
     require_model("rnnoise")
-    assert Separator(FS, engine="fd").engine.params.suppress_db == 12.0
+    assert Separator(FS, engine="fd").engine.params.suppress_db == 16.0
     assert Separator(FS, engine="fd", postfilter="rnnoise").engine.params.suppress_db == 0.0
     assert Separator(FS, engine="fd", postfilter="rnnoise", suppress_db=6).engine.params.suppress_db == 6.0
 

@@ -20,9 +20,21 @@ reference of that background. Per STFT bin ``k`` and frame:
    ``γ = |V|²/λ``, decision-directed a-priori SNR
    ``ξ = α·Ŝ²_prev/λ + (1−α)·max(γ−1, 0)`` (``Ŝ²_prev = (G|V|)²`` of the previous frame).
 5. Gain: Wiener ``ξ/(1+ξ)`` or MMSE log-spectral amplitude
-   ``ξ/(1+ξ)·exp(½E₁(ξγ/(1+ξ)))``, clipped to ``[g_min, 1]`` with
-   ``g_min = 10^(−suppress_db/20)``. ``suppress_db = 0`` gives ``g_min = 1``:
-   every gain is exactly 1.
+   ``G = ξ/(1+ξ)·exp(½E₁(ν))``, ``ν = γξ/(1+ξ)``, floored at ``g_speech``.
+6. Speech presence (optional, Cohen's optimally-modified LSA): the a-priori
+   SNR smoothed in time (``ζ``, ``zeta_tau_s``) and then over a few bins
+   (local, Hann weights) and a few hundred Hz (global, plain average) gives the a-priori probability that
+   speech is absent, ``q = 1 − P(ζ_local)·P(ζ_global)`` (``P`` rising from 0 to 1
+   between ``zeta_lo`` and ``zeta_hi`` on a log scale, ``q ≤ q_max``); the
+   presence probability is ``p = 1 / (1 + q/(1−q)·(1+ξ)·e^(−ν))`` and the gain
+   ``G^p · g_absent^(1−p)``: the full LSA gain where speech is, the deeper floor
+   ``g_absent`` where it is not. Why: a single floor is either shallow enough to
+   keep weak speech, and leaves the background audible between words, or deep
+   enough to silence it, and distorts the speech (bench/VOICECALL.md).
+7. The gains are smoothed over a few bins (a Hann window, ``n_smooth`` bins):
+   isolated bins that flip between floor and one are what is heard as musical
+   noise. Clipped to ``[min(g_speech, g_absent), 1]``; ``g_speech = 1`` (suppress
+   0) gives every gain exactly 1.
 
 Parameters travel in one :data:`PARAMS` record read by name (``p.g_min``); the
 owner object is :class:`rtsep.postfilter.PostFilter`.
@@ -44,12 +56,21 @@ PARAMS = np.dtype([
     ("beta0", "f8"),         # calibrated leakage floor (power fraction)
     ("leak_weight", "f8"),   # weight of the measured coherent leakage
     ("alpha_dd", "f8"),      # decision-directed smoothing of the a-priori SNR
-    ("g_min", "f8"),         # gain floor (linear); 1: the filter is off
+    ("g_min", "f8"),         # gain floor where speech is present (linear); 1: the filter is off
     ("lsa", "i8"),           # 1: MMSE log-spectral amplitude gain, 0: Wiener
     ("lam_floor", "f8"),     # noise PSD floor (absolute power): keeps silence finite
     ("a_voice", "f8"),       # forgetting factor of the smoothed voice power
     ("sub_len", "i8"),       # frames per sub-window of the voice's minimum statistics
     ("floor_weight", "f8"),  # weight of the voice's own noise floor (0: not tracked)
+    ("spp", "i8"),           # 1: speech-presence weighting of the gain (step 6), 0: off
+    ("a_zeta", "f8"),        # forgetting factor per frame of the smoothed a-priori SNR ζ
+    ("n_local", "i8"),       # bins of the local ζ average (odd)
+    ("n_global", "i8"),      # bins of the global ζ average (odd)
+    ("zeta_lo", "f8"),       # ζ at and below which speech is taken as absent (linear)
+    ("zeta_hi", "f8"),       # ζ at and above which speech is taken as present (linear)
+    ("q_max", "f8"),         # largest a-priori speech-absence probability
+    ("g_absent", "f8"),      # gain floor where speech is absent (linear)
+    ("n_smooth", "i8"),      # bins of the gain's smoothing over frequency (odd; 1: none)
 ])
 
 
@@ -84,9 +105,64 @@ def expint_e1(x: float) -> float:
 
 
 @njit(cache=True)
+def _hann_weights(n: int, out: np.ndarray) -> None:
+    """The n weights (summing to one) of a Hann window without its zero ends, into ``out[:n]``."""
+    total = 0.0
+    for i in range(n):
+        w = 0.5 - 0.5 * math.cos(2.0 * math.pi * (i + 1) / (n + 1))
+        out[i] = w
+        total += w
+    for i in range(n):
+        out[i] /= total
+
+
+@njit(cache=True)
+def _smoothed(x: np.ndarray, k: int, weights: np.ndarray, n: int) -> float:
+    """Weighted average of ``x`` over the n bins centred on k, the edge bins repeated."""
+    last = x.shape[0] - 1
+    acc = 0.0
+    for i in range(n):
+        j = k + i - n // 2
+        if j < 0:
+            j = 0
+        elif j > last:
+            j = last
+        acc += weights[i] * x[j]
+    return acc
+
+
+@njit(cache=True)
+def _box_average(x: np.ndarray, n: int, out: np.ndarray) -> None:
+    """Plain average of ``x`` over the n bins centred on each bin (edge bins repeated), into ``out``.
+
+    A running sum: the global average spans tens of bins, and a weighted one
+    cost more than the rest of the filter.
+    """
+    last = x.shape[0] - 1
+    h = n // 2
+    acc = 0.0
+    for j in range(-h, h + 1):
+        acc += x[min(max(j, 0), last)]
+    for k in range(last + 1):
+        out[k] = acc / n
+        acc += x[min(k + 1 + h, last)] - x[max(k - h, 0)]
+
+
+@njit(cache=True)
+def _presence_curve(z: float, lo: float, hi: float) -> float:
+    """0 at and below ``lo``, 1 at and above ``hi``, linear in log(z) between."""
+    if z <= lo:
+        return 0.0
+    if z >= hi:
+        return 1.0
+    return math.log(z / lo) / math.log(hi / lo)
+
+
+@njit(cache=True)
 def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.ndarray,
                      phi_vb: np.ndarray, s2_prev: np.ndarray, p_v: np.ndarray, p_min: np.ndarray,
-                     count: np.ndarray, params: np.ndarray, gain: np.ndarray) -> None:
+                     zeta: np.ndarray, count: np.ndarray, params: np.ndarray, work: np.ndarray,
+                     gain: np.ndarray) -> None:
     """Gains of one frame; updates the state arrays in place.
 
     Parameters
@@ -106,13 +182,17 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
     p_min : ndarray, shape (U + 1, K), float64
         Minima of ``p_v`` over the last U complete sub-windows (rows 0..U-1,
         +inf before they exist) and over the current one (row U) (state, updated).
+    zeta : ndarray, shape (K,), float64
+        Time-smoothed a-priori SNR of the speech-presence estimate (state, updated).
     count : ndarray, shape (1,), int64
         Frames seen (state, updated); the long averages grow their window until
         it reaches their time constant, so the first frames are not biased to zero.
     params : ndarray, shape (1,), :data:`PARAMS`
         The filter's parameters (:func:`new_params`).
+    work : ndarray, shape (5, max(K, n_global, n_local, n_smooth)), float64
+        Scratch (overwritten).
     gain : ndarray, shape (K,), float64
-        Output: real gain per bin in ``[g_min, 1]``.
+        Output: real gain per bin in ``[min(g_min, g_absent), 1]``.
     """
     p = params[0]
     a_n = p.a_noise
@@ -126,9 +206,22 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
     a_v = p.a_voice
     sub_len = max(1, p.sub_len)
     w_f = p.floor_weight
+    spp = p.spp == 1
+    a_z = p.a_zeta
     n_sub = p_min.shape[0] - 1
     n = count[0] + 1
     count[0] = n
+    n_bins = v.shape[0]
+    if g_min >= 1.0:  # suppress_db = 0: identity, bit for bit
+        for k in range(n_bins):
+            gain[k] = 1.0
+        return
+    g_low = min(g_min, p.g_absent) if spp else g_min
+    xi_k = work[0]
+    nu_k = work[1]
+    pv_k = work[2]
+    g_k = work[3]
+    weights = work[4]
     # a sub-window ends with this frame: its minimum replaces the oldest one
     close = n % sub_len == 0
     slot = (n // sub_len - 1) % n_sub if close else 0
@@ -136,10 +229,8 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
     a_long = min(a_l, 1.0 - 1.0 / n)
     a_short = min(a_n, 1.0 - 1.0 / n)
     a_short_v = min(a_v, 1.0 - 1.0 / n)
-    for k in range(v.shape[0]):
-        if g_min >= 1.0:  # suppress_db = 0: identity, bit for bit
-            gain[k] = 1.0
-            continue
+    a_zeta = min(a_z, 1.0 - 1.0 / n)
+    for k in range(n_bins):
         vr, vi = v[k].real, v[k].imag
         br, bi = b[k].real, b[k].imag
         pv = vr * vr + vi * vi
@@ -170,22 +261,61 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
         gamma = pv / lam
         xi = a_dd * s2_prev[k] / lam + (1.0 - a_dd) * max(gamma - 1.0, 0.0)
         g = xi / (1.0 + xi)
+        nu = g * gamma
         if lsa and g > 0.0:
-            nu = g * gamma
             e = 0.5 * expint_e1(nu)
             g = g * math.exp(e) if e < 50.0 else 1.0
         if not g <= 1.0:  # also catches NaN
             g = 1.0
         if g < g_min:
             g = g_min
+        g_k[k] = g
+        pv_k[k] = pv
+        if spp:
+            xi_k[k] = xi
+            nu_k[k] = nu
+            zeta[k] = a_zeta * zeta[k] + (1.0 - a_zeta) * xi
+    if spp:
+        n_loc, n_glob = p.n_local, p.n_global
+        lo, hi = p.zeta_lo, p.zeta_hi
+        q_max = p.q_max
+        log_abs = math.log(p.g_absent)
+        _hann_weights(n_loc, weights)
+        for k in range(n_bins):
+            # P_local waits in the output row: the two averages need different windows
+            gain[k] = _presence_curve(_smoothed(zeta, k, weights, n_loc), lo, hi)
+        _box_average(zeta, n_glob, weights)
+        for k in range(n_bins):
+            p_glob = _presence_curve(weights[k], lo, hi)
+            q = 1.0 - gain[k] * p_glob
+            if q > q_max:
+                q = q_max
+            if q <= 0.0:
+                presence = 1.0
+            else:
+                odds = q / (1.0 - q) * (1.0 + xi_k[k]) * math.exp(-min(nu_k[k], 700.0))
+                presence = 1.0 / (1.0 + odds)
+            # G^p · g_absent^(1-p), in logs (G >= g_min > 0)
+            g_k[k] = math.exp(presence * math.log(g_k[k]) + (1.0 - presence) * log_abs)
+    n_sm = p.n_smooth
+    if n_sm > 1:
+        _hann_weights(n_sm, weights)
+    for k in range(n_bins):
+        g = _smoothed(g_k, k, weights, n_sm) if n_sm > 1 else g_k[k]
+        if not g <= 1.0:
+            g = 1.0
+        if g < g_low:
+            g = g_low
         gain[k] = g
-        s2_prev[k] = g * g * pv
+        s2_prev[k] = g * g * pv_k[k]
 
 
 @njit(cache=True)
 def postfilter_frames(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.ndarray,
                       phi_vb: np.ndarray, s2_prev: np.ndarray, p_v: np.ndarray, p_min: np.ndarray,
-                      count: np.ndarray, params: np.ndarray, gains: np.ndarray) -> None:
+                      zeta: np.ndarray, count: np.ndarray, params: np.ndarray, work: np.ndarray,
+                      gains: np.ndarray) -> None:
     """:func:`postfilter_frame` over F consecutive frames: ``v``, ``b`` and ``gains`` are (F, K)."""
     for t in range(v.shape[0]):
-        postfilter_frame(v[t], b[t], p_b, phi_bb, phi_vb, s2_prev, p_v, p_min, count, params, gains[t])
+        postfilter_frame(v[t], b[t], p_b, phi_bb, phi_vb, s2_prev, p_v, p_min, zeta, count, params, work,
+                         gains[t])
