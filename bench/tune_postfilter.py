@@ -8,7 +8,7 @@ class). The in-engine filter is close to, not identical with, this offline one
 (``rtsep fd off + offline post-filter`` vs ``rtsep fd default (labelled)`` in
 ``bench/VOICECALL.md``)::
 
-    python bench/tune_postfilter.py DIR [--variants "suppress_db=12" "suppress_db=18,rule=wiener" ...]
+    python bench/tune_postfilter.py DIR [--variants "suppress_db=16" "suppress_db=12,spp=0" "speech_floor_db=9" ...]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import voicecall as vc  # noqa: E402
 from rtsep.material.rooms import RoomMix  # noqa: E402
 
-DEFAULT_VARIANTS = ("suppress_db=12", "suppress_db=18", "suppress_db=24")
+DEFAULT_VARIANTS = ("suppress_db=16", "suppress_db=12,spp=0", "suppress_db=20")
 
 
 def parse(variant: str) -> dict[str, Any]:

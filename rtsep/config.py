@@ -404,17 +404,18 @@ class FdParams(LabelFields):
     suppress_db : float
         Post-filter inside the STFT (no added latency): the most each bin of
         the voice is attenuated where the other output says the background
-        is (dB, MMSE log-spectral amplitude gain, decision-directed; see
-        :mod:`rtsep.postfilter`); 0 switches it off. It changes the voice
-        output only: the label reads the separated outputs and the background
-        stays the mic minus the voice as separated, so what the filter removes
-        (residual background, and some voice) is dropped, and with it on
-        ``voice + background`` is no longer the mic. 12 dB measured best for
-        the voice on the voice-call bench (bench/VOICECALL.md, 10 rooms of
-        real speech): voice SIR improvement +5.4 → +9.0 dB, SDR +0.4 → +1.0,
-        ΔPESQ-WB +0.08 → +0.15, ΔDNSMOS OVRL +0.30 → +0.57. On mixtures
-        already separated to 15 dB and more it costs the voice about 1-2 dB of
-        SDR (the robustness specs' rooms).
+        is and speech is absent (dB; under speech at most 12 dB; MMSE
+        log-spectral amplitude gain weighted by the speech-presence
+        probability, decision-directed; see :mod:`rtsep.postfilter`); 0
+        switches it off. It changes the voice output only: the label reads
+        the separated outputs and the background stays the mic minus the
+        voice as separated, so what the filter removes (residual background,
+        and some voice) is dropped, and with it on ``voice + background`` is
+        no longer the mic. 16 dB measured best for the voice on the
+        voice-call bench (bench/VOICECALL.md, 10 rooms of real speech; the
+        page has the figures against the filter off and the single 12 dB
+        floor it replaced). On mixtures already separated to 15 dB and more
+        it costs the voice about 1-2 dB of SDR (the robustness specs' rooms).
     scene_ratio : float
         Scene check: the two outputs' coherence over the last
         ``scene_memory_s`` must reach this many times its steady level (and
