@@ -101,7 +101,8 @@ VOICE_HELP = ("which separated output is the voice: auto (the talker; between tw
 
 #: what ``--suppress`` means, in every command that takes engine options
 SUPPRESS_HELP = ("post-filter: the most (dB) it attenuates what is left of the background in the voice, "
-                 "0 to switch it off (the background output is never filtered). fd: inside its STFT, no added "
+                 "reached where speech is absent (under speech at most 12 dB); fd's default 16, 0 to switch it "
+                 "off (the background output is never filtered). fd: inside its STFT, no added "
                  "delay; td: a low-delay filter bank, 63 samples (3.9 ms at 16 kHz) of delay. Same as "
                  "--param suppress_db=DB")
 

@@ -22,7 +22,7 @@ reference of that background. Per STFT bin ``k`` and frame:
 5. Gain: Wiener ``ξ/(1+ξ)`` or MMSE log-spectral amplitude
    ``G = ξ/(1+ξ)·exp(½E₁(ν))``, ``ν = γξ/(1+ξ)``, floored at ``g_speech``.
 6. Speech presence (optional, Cohen's optimally-modified LSA): the a-priori
-   SNR smoothed in time (``ζ``, ``zeta_tau_s``) and then over a few bins
+   SNR smoothed in time (``ζ``, 45 ms) and then over a few bins
    (local, Hann weights) and a few hundred Hz (global, plain average) gives the a-priori probability that
    speech is absent, ``q = 1 − P(ζ_local)·P(ζ_global)`` (``P`` rising from 0 to 1
    between ``zeta_lo`` and ``zeta_hi`` on a log scale, ``q ≤ q_max``); the
