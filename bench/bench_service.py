@@ -33,12 +33,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import Any
 
 import numpy as np
 
+from rtsep.errors import RtsepError
+from rtsep.options import engine_params
+
 FS = 16000
-#: Engine parameters sent with every stream's hello (``--param k=v``).
-PARAMS: dict[str, object] = {}
 
 
 def free_port() -> int:
@@ -64,14 +66,15 @@ def start_server(port: int) -> subprocess.Popen:
     raise RuntimeError("server did not start within 60 s")
 
 
-async def one_stream(url: str, engine: str, x: np.ndarray, block: int, t_start: float, offset: float) -> tuple[list[float], float]:
+async def one_stream(url: str, engine: str, x: np.ndarray, block: int, t_start: float, offset: float,
+                     params: dict[str, Any]) -> tuple[list[float], float]:
     """Stream x at real-time pace; returns per-frame round trips (s) and the finish time minus the audio end (s)."""
     from websockets.asyncio.client import connect
 
     rtts: list[float] = []
     async with connect(url, max_size=None, compression=None, open_timeout=30) as ws:
         await ws.send(json.dumps({"fs": FS, "channels": 2, "engine": engine, "format": "float32", "block": block,
-                                  "params": PARAMS}))
+                                  "params": params}))
         ready = json.loads(await asyncio.wait_for(ws.recv(), 30))
         assert ready["type"] == "ready", ready
         # Everyone starts within 64 ms (random phase, like independent microphones), so N
@@ -92,12 +95,13 @@ async def one_stream(url: str, engine: str, x: np.ndarray, block: int, t_start: 
     return rtts, overrun
 
 
-async def load(url: str, engine: str, n: int, seconds: float, block: int, deadline_ms: float | None = None) -> dict:
+async def load(url: str, engine: str, n: int, seconds: float, block: int, deadline_ms: float | None = None,
+               params: dict[str, Any] | None = None) -> dict:
     rng = np.random.default_rng(n)
     x = (0.1 * rng.standard_normal((int(seconds * FS), 2))).astype(np.float32)
     t_start = time.perf_counter() + 1.0 + 0.02 * n  # time for every handshake (and the fd warm-up)
     offsets = rng.uniform(0.0, 1024 / FS, n)
-    res = await asyncio.gather(*(one_stream(url, engine, x, block, t_start, float(o)) for o in offsets))
+    res = await asyncio.gather(*(one_stream(url, engine, x, block, t_start, float(o), params or {}) for o in offsets))
     rtt = np.concatenate([r[0] for r in res]) * 1e3
     block_ms = deadline_ms or 1e3 * block / FS
     late = float(np.mean(rtt > block_ms))
@@ -119,9 +123,11 @@ def main() -> int:
     ap.add_argument("--param", action="append", default=[], metavar="K=V",
                     help="engine parameter for every stream, e.g. label_vad=false (repeatable)")
     args = ap.parse_args()
-    for kv in args.param:
-        k, _, v = kv.partition("=")
-        PARAMS[k] = v
+    try:
+        params = engine_params(args)  # rtsep's own --param parsing: numbers as numbers
+    except RtsepError as exc:
+        print(f"bench_service: {exc}", file=sys.stderr)
+        return 2
     port = free_port()
     url = f"ws://127.0.0.1:{port}"
     proc = start_server(port)
@@ -131,7 +137,7 @@ def main() -> int:
             rows = []
             n = 1
             while n <= args.max_streams:
-                r = asyncio.run(load(url, engine, n, args.seconds, args.block, args.deadline_ms))
+                r = asyncio.run(load(url, engine, n, args.seconds, args.block, args.deadline_ms, params))
                 rows.append(r)
                 print(f"{engine} streams={n:4d} p50={r['p50_ms']:7.2f} ms p99={r['p99_ms']:7.2f} ms "
                       f"late={100 * r['late_fraction']:5.1f} % overrun={r['worst_overrun_ms']:8.1f} ms "
