@@ -129,28 +129,22 @@ def _talkers(st, p: LabelParams, c: int, cur: int) -> bool:
 
 
 @njit(cache=True)
+def _order(a: float, b: float) -> int:
+    """1 if a > b, -1 if a < b, 0 if equal."""
+    return (a > b) - (a < b)
+
+
+@njit(cache=True)
 def _other_cues(st, p: LabelParams, c: int, cur: int) -> int:
     """1 if output ``c`` leads ``cur`` on level, modulation and (with the detector) speech; -1 if it trails on all; else 0."""
-    up = 0
-    down = 0
-    if level_db(st, c) > level_db(st, cur):
-        up += 1
-    elif level_db(st, c) < level_db(st, cur):
-        down += 1
-    if modulation_db(st, c) > modulation_db(st, cur):
-        up += 1
-    elif modulation_db(st, c) < modulation_db(st, cur):
-        down += 1
+    votes = _order(level_db(st, c), level_db(st, cur)) + _order(modulation_db(st, c), modulation_db(st, cur))
     n = 2
     if p.use_vad:
+        votes += _order(st.speech[c], st.speech[cur])
         n = 3
-        if st.speech[c] > st.speech[cur]:
-            up += 1
-        elif st.speech[c] < st.speech[cur]:
-            down += 1
-    if up == n:
+    if votes == n:
         return 1
-    if down == n:
+    if votes == -n:
         return -1
     return 0
 
