@@ -73,8 +73,11 @@ def as_label_state(arr: Any) -> np.recarray:
     return np.array(arr, copy=True).view(np.recarray)
 
 
-def label_info(lst: np.recarray, lab: np.ndarray) -> dict[str, Any]:
-    """Read-outs of the label for ``info()``: voice index, moves, modulation and level (dB) per output."""
+def label_info(lst: np.recarray, lab: np.ndarray, detector: str | None = None) -> dict[str, Any]:
+    """Read-outs of the label for ``info()``: voice index, moves, modulation and level (dB) per output.
+
+    ``detector``: the speech detector's package (:attr:`rtsep.vad.VadEvidence.name`), None without one.
+    """
     st = lst[0]
     mod = np.sqrt(np.maximum(st.mod, 0.0)).mean(axis=1)
     return {
@@ -83,6 +86,7 @@ def label_info(lst: np.recarray, lab: np.ndarray) -> dict[str, Any]:
         "voice_decided": bool(st.decided),
         "modulation_db": [round(float(m), 3) for m in mod],
         "speech_probability": [round(float(v), 3) for v in st.speech],
+        "speech_detector": detector,
         "direct_path": [round(float(v), 3) for v in st.near],
         "level_db": [round(float(v), 2) for v in st.level],
     }

@@ -129,6 +129,11 @@ class VadEvidence:
         self.buf = np.zeros((self.chunk, self.q))
 
     @property
+    def name(self) -> str | None:
+        """Package of the detector in use (see :func:`detector_name`), None when there is none or it is off."""
+        return None if self.model is None else self.model.name
+
+    @property
     def active(self) -> bool:
         """Whether the detector is there (else the label decides on modulation and level only)."""
         return self.model is not None

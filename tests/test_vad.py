@@ -91,3 +91,16 @@ def test_a_chunk_reads_the_same_whatever_the_detector_heard_before(real_audio):
         ev._probability(c)
     assert ev._probability(chunk) == fresh
     assert fresh > 0.5  # and it is a chunk of speech, so the equality is not 0 == 0
+
+
+@pytest.mark.parametrize("engine", ["td", "fd"])
+def test_info_names_the_speech_detector_in_use_and_none_when_it_is_off(engine):
+    from rtsep import Separator
+
+    x = 0.1 * np.random.default_rng(0).standard_normal((4096, 2))
+    on = Separator(FS, engine=engine)
+    off = Separator(FS, engine=engine, label_vad=False)
+    on.process(x)
+    off.process(x)
+    assert on.info()["speech_detector"] == detector_name()
+    assert off.info()["speech_detector"] is None

@@ -278,7 +278,7 @@ class FrequencyDomainEngine(VoicePin):
         """Voice output index, label evidence and moves, frame counters."""
         st = self.counters[0]
         return {
-            **label_info(self.lst, self.lab),
+            **label_info(self.lst, self.lab, self._vad.name),
             "frames": int(st.frames),
             "silent_frames": int(st.silent_frames),
             "degenerate_bin_updates": int(st.degenerate_updates),

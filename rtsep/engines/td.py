@@ -178,7 +178,7 @@ class TimeDomainEngine(VoicePin):
         """Voice output index, label evidence and moves, output kurtoses, update counters."""
         st = self.counters[0]
         return {
-            **label_info(self.lst, self.lab),
+            **label_info(self.lst, self.lab, self._vad.name),
             "kurtosis": [float(k) for k in self.kurt],
             "updates": int(st.updates),
             "silent_updates": int(st.silent_updates),
