@@ -134,7 +134,8 @@ class PostFilter:
     def g_min(self) -> float:
         """Lowest gain (linear): where speech is absent (everywhere without ``spp``)."""
         p = self.params[0]
-        return float(min(p["g_min"], p["g_absent"]) if self.spp else p["g_min"])
+        # without spp both floors are suppress_db's
+        return float(min(p["g_min"], p["g_absent"]))
 
     def reset(self) -> None:
         """Forget the stream: powers, leakage and the decision-directed memory start afresh."""
