@@ -31,6 +31,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from typing import Any
@@ -50,9 +51,15 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen:
+    """The server in its own process; its stderr goes to a temporary file.
+
+    Not to a pipe: nobody reads it while the loads run, and a server that logs
+    past the pipe's 64 KiB would block on the write and drop its clients.
+    """
     code = ("from rtsep.service import run_server, ServiceConfig; "
             f"run_server(ServiceConfig(port={port}, max_sessions=1024, idle_timeout_s=60))")
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=log, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -60,7 +67,8 @@ def start_server(port: int) -> subprocess.Popen:
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read()}")
+                log.seek(0)
+                raise RuntimeError(f"server exited: {log.read()[-2000:]}")
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("server did not start within 60 s")
