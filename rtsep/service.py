@@ -74,7 +74,7 @@ Each session's ``Separator.process`` runs in a bounded thread pool, off the
 event loop, so a slow session never delays another session's network I/O.
 The engines' main kernels are compiled with ``nogil=True``, so sessions
 separate in parallel on all cores (measured on 2 cores with
-``bench/bench_service.py``: 16 real-time 16 kHz td streams and 8 fd; the
+``bench/bench_service.py``: 16 real-time 16 kHz td streams and 4-8 fd; the
 label's speech detector and numpy's FFTs hold the GIL, and before the
 detector td reached 96). Sessions are
 independent, so past one machine run several servers behind any WebSocket-
