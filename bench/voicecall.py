@@ -81,6 +81,8 @@ FD_DFN3 = "rtsep fd --postfilter dfn3 (labelled)"
 FD_RNN = "rtsep fd --postfilter rnnoise (labelled)"
 FD_PF_DFN3 = "rtsep fd --suppress 16 --postfilter dfn3 (labelled)"
 FD_LD = "rtsep fd --low-delay (labelled)"
+FD_VALLEYS = "rtsep fd --param comb_valleys=true (labelled)"
+FD_LD_VALLEYS = "rtsep fd --low-delay --param comb_valleys=true (labelled)"
 FD_LD_DFN3 = "rtsep fd --low-delay --postfilter dfn3 (labelled)"
 TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
@@ -98,6 +100,10 @@ FD_ROWS = {
     FD_LD: ({"low_delay": True}, "the defaults with low-delay windows (frame 1024, synthesis over the last two hops, "
                                  "the post-filter's gains limited to ±hop): the low-latency setting"),
     FD_LD_DFN3: ({"low_delay": True, "postfilter": "dfn3"}, "the low-latency setting, then DeepFilterNet3"),
+    FD_VALLEYS: ({"comb_valleys": True}, "the defaults with the post-filter's comb valleys (its noise estimate may "
+                                         "also rise to the voice's power between the teeth of the harmonic comb "
+                                         "that best fits each frame)"),
+    FD_LD_VALLEYS: ({"low_delay": True, "comb_valleys": True}, "the low-latency setting with the comb valleys"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
     TD_PF: ({"suppress_db": 16.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
                                    "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
@@ -494,7 +500,7 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
     add(FD_BEST, best[0], fd["latency_ms"], 0)
     # the rows streamed once, with their own label (no pinned runs)
     for opt, engine in ((FD_DFN3, "fd"), (FD_RNN, "fd"), (FD_PF_DFN3, "fd"), (FD_LD_DFN3, "fd"), (FD_LD, "fd"),
-                        (FD_512, "fd"), (TD_PF, "td"), (TD_RNN, "td")):
+                        (FD_VALLEYS, "fd"), (FD_LD_VALLEYS, "fd"), (FD_512, "fd"), (TD_PF, "td"), (TD_RNN, "td")):
         try:
             r = run_rtsep(room, pinned=False, engine=engine, **FD_ROWS[opt][0])
         except ImportError as e:  # rtsep's DependencyError: the extra rtsep[neural] is missing

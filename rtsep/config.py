@@ -417,6 +417,17 @@ class FdParams(LabelFields):
         page has the figures against the filter off and the single 12 dB
         floor it replaced). On mixtures already separated to 15 dB and more
         it costs the voice about 1-2 dB of SDR (the robustness specs' rooms).
+    comb_valleys : bool
+        Let the post-filter's noise estimate also rise to the voice's power
+        between the teeth of the harmonic comb that best fits each frame
+        (:mod:`rtsep.kernels.postfilter`, step 3b; frames of at most 20 Hz per bin,
+        so not with ``frame=512`` at 16 kHz). It removes music the background
+        output does not show (voice-call rooms with real music: voice SIR
+        improvement +4.7 -> +11.6 dB, 12 other rooms +8.3 -> +11.9) but also takes
+        some of a voice already well separated (second-talker rooms: PESQ-WB
+        gain 0.48 -> 0.42), so it is off by default; a scene gate keeps it out
+        while the background output is 20 dB or more under the voice
+        (bench/VOICECALL.md).
     scene_ratio : float
         Scene check: the two outputs' coherence over the last
         ``scene_memory_s`` must reach this many times its steady level (and
@@ -472,6 +483,7 @@ class FdParams(LabelFields):
     ref_mic: int = 0
     second_mic: int = -1
     suppress_db: float = 16.0
+    comb_valleys: bool = False
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
@@ -532,6 +544,7 @@ class FdParams(LabelFields):
         check_range("dead_mic_db", self.dead_mic_db, 0.0, 300.0)
         return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), low_delay=low_delay,
                                    iterations=int(iterations),
+                                   comb_valleys=_as_bool("comb_valleys", self.comb_valleys),
                                    label_vad=_as_bool("label_vad", self.label_vad),
                                    warmup_every=int(every), warmup_passes=int(passes),
                                    start_passes=int(start_passes), whiten=whiten,

@@ -36,6 +36,25 @@ _ZETA_TAU_S = 0.045
 #: over this many seconds, kept as _N_SUB sub-window minima.
 _FLOOR_WINDOW_S = 1.5
 _N_SUB = 8
+#: The comb valleys (kernel step 3b): comb spacings tried (Hz), the band the comb
+#: is fitted in and the one the estimate covers (Hz), the least distance of a valley
+#: bin from every tooth (bins: the analysis window's main lobe), the least contrast
+#: of a fit (nepers), the estimate's weight and its time constant (s). Chosen on the
+#: voice-call rooms' cached fd outputs and checked on 12 other rooms (other voices,
+#: music, seeds) before the bench (bench/VOICECALL.md).
+_COMB_HZ = (70.0, 400.0)
+_COMB_TOP_HZ, _VALLEY_TOP_HZ = 2500.0, 4000.0
+_VALLEY_BINS = 4.0
+_COMB_MIN = 0.5
+_VALLEY_SCALE, _VALLEY_TAU_S = 0.3, 0.1
+#: The comb valleys weigh in as the background output's broadband power rises from
+#: _SCENE_DB[0] to _SCENE_DB[1] against the voice's (both over _SCENE_TAU_S): a
+#: voice alone in a quiet room keeps what the valleys would take from it.
+_SCENE_DB = (-20.0, -10.0)
+_SCENE_TAU_S = 2.0
+#: Bins wider than this (Hz) blur a comb's teeth into its valleys (fd at frame 512,
+#: td's 32 ms filter bank): the comb valleys are off there.
+_VALLEY_MAX_BIN_HZ = 20.0
 
 
 class PostFilter:
@@ -83,13 +102,25 @@ class PostFilter:
         was what made the filter pay off on fd's outputs (bench/VOICECALL.md).
     voice_tau_s : float
         Time constant of the voice power whose minimum is tracked (s).
+    valleys : bool
+        Let the voice's power between the teeth of the harmonic comb that best
+        fits each frame bound the noise estimate from below (kernel step 3b):
+        music left in the voice that the background output's power misses.
+        Only where a bin is at most 20 Hz wide (fd's default frame; not frame
+        512 at 16 kHz, nor td's filter bank). Off by default: it also takes
+        some of a voice that is already well separated (bench/VOICECALL.md).
+
+    Attributes
+    ----------
+    valleys : bool
+        Whether the comb valleys run (asked for and the bins are fine enough).
     """
 
     def __init__(self, fs: float, frame: int = 1024, hop: int = 256, suppress_db: float = DEFAULT_SUPPRESS_DB,
                  rule: str = "lsa", beta0: float = 0.25, leak_weight: float = 0.0, noise_tau_s: float = 0.05,
                  leak_tau_s: float = 2.0, alpha_dd: float = 0.95, floor_weight: float = 2.0,
                  voice_tau_s: float = 0.05, speech_floor_db: float = DEFAULT_SPEECH_FLOOR_DB,
-                 spp: bool = True) -> None:
+                 spp: bool = True, valleys: bool = False) -> None:
         self.fs = check_range("fs (sample rate, Hz)", fs, 1000, 192000)
         self.frame = check_range("frame", frame, 8, 1 << 16, kind=int)
         self.hop = check_range("hop", hop, 1, self.frame, kind=int)
@@ -116,6 +147,7 @@ class PostFilter:
         def odd_bins(hz: float) -> int:
             return max(1, 2 * round((hz / bin_hz - 1.0) / 2.0) + 1)
 
+        self.valleys = bool(valleys) and bin_hz <= _VALLEY_MAX_BIN_HZ
         floor_db = min(speech_floor_db, self.suppress_db) if self.spp else self.suppress_db
         widths = (odd_bins(_LOCAL_HZ), odd_bins(_GLOBAL_HZ), odd_bins(_SMOOTH_HZ) if self.spp else 1)
         self.params = new_params(a_noise=forget(noise_tau_s), a_leak=forget(leak_tau_s), beta0=beta0,
@@ -125,9 +157,14 @@ class PostFilter:
                                  sub_len=max(1, round(_FLOOR_WINDOW_S * frames_per_s / _N_SUB)),
                                  floor_weight=floor_weight, spp=int(self.spp), a_zeta=forget(_ZETA_TAU_S),
                                  n_local=widths[0], n_global=widths[1], zeta_lo=0.1, zeta_hi=10 ** 0.5,
-                                 q_max=0.95, g_absent=10.0 ** (-self.suppress_db / 20.0), n_smooth=widths[2])
+                                 q_max=0.95, g_absent=10.0 ** (-self.suppress_db / 20.0), n_smooth=widths[2],
+                                 comb=int(self.valleys), bin_hz=bin_hz, comb_lo_hz=_COMB_HZ[0],
+                                 comb_hi_hz=_COMB_HZ[1], comb_top_hz=_COMB_TOP_HZ, comb_min=_COMB_MIN,
+                                 valley_bins=_VALLEY_BINS, valley_top_hz=_VALLEY_TOP_HZ,
+                                 valley_scale=_VALLEY_SCALE, a_valley=forget(_VALLEY_TAU_S),
+                                 a_scene=forget(_SCENE_TAU_S), scene_lo_db=_SCENE_DB[0], scene_hi_db=_SCENE_DB[1])
         self.gain = np.ones(self.n_bins)
-        self._work = np.zeros((5, max(self.n_bins, *widths)))
+        self._work = np.zeros((7, max(self.n_bins, *widths)))
         self.reset()
 
     @property
@@ -147,9 +184,11 @@ class PostFilter:
         self.p_v = np.zeros(k)
         self.p_min = np.full((_N_SUB + 1, k), np.inf)
         self.zeta = np.zeros(k)
-        self.count = np.zeros(1, dtype=np.int64)
+        self.h_psd = np.zeros(k)
+        self.scene = np.zeros(2)
+        self.count = np.zeros(2, dtype=np.int64)
 
-    _STATE = ("p_b", "phi_bb", "phi_vb", "s2_prev", "p_v", "p_min", "zeta", "count")
+    _STATE = ("p_b", "phi_bb", "phi_vb", "s2_prev", "p_v", "p_min", "zeta", "h_psd", "scene", "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of the state arrays (enough to resume exactly)."""
@@ -180,7 +219,7 @@ class PostFilter:
             raise InputFormatError(f"process_frame needs two spectra of shape ({self.n_bins},), "
                                    f"got {v.shape} and {b.shape}")
         postfilter_frame(v, b, self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min,
-                         self.zeta, self.count, self.params, self._work, self.gain)
+                         self.zeta, self.h_psd, self.scene, self.count, self.params, self._work, self.gain)
         return self.gain
 
     def process_frames(self, v: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -202,7 +241,7 @@ class PostFilter:
         gains = np.empty(v.shape)
         postfilter_frames(np.ascontiguousarray(v, dtype=np.complex128), np.ascontiguousarray(b, dtype=np.complex128),
                           self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min, self.zeta,
-                          self.count, self.params, self._work, gains)
+                          self.h_psd, self.scene, self.count, self.params, self._work, gains)
         return gains
 
 
