@@ -71,6 +71,7 @@ FS = 16000
 BLOCK = 256
 CLASSES = ("music", "pink", "babble", "cafe", "talker")
 MUSIC_GLOB = "/usr/share/scummvm/drascula/audio/track*.ogg"
+ASC_GLOB = "/usr/share/games/asc/music/*.mp3"
 #: Largest delay (samples) searched when aligning a suppressor's output with its input.
 MAX_LAG = 4096
 #: Row order of the tables.
@@ -151,10 +152,33 @@ def music(n: int, seed: int) -> np.ndarray:
     return x[start:start + n]
 
 
-def background(kind: str, n: int, seed: int) -> np.ndarray:
-    """A dry background source of one class, shape (n,)."""
+def asc_music(n: int, seed: int) -> np.ndarray:
+    """Real music from Debian's ``asc-music`` (3 tracks, MP3), mono, 16 kHz, shape (n,).
+
+    ``seed`` chooses the track (``seed % 3``) and a start at least 5 s in.
+    """
+    import soundfile
+
+    files = sorted(glob.glob(ASC_GLOB))
+    if not files:
+        raise NotAvailable("the held-out rooms need the Debian package asc-music (apt-get install asc-music)")
+    rng = np.random.default_rng([seed, 7])
+    x, fs = soundfile.read(files[seed % len(files)], dtype="float64", always_2d=True)
+    x = x.mean(axis=1)
+    g = math.gcd(int(fs), FS)
+    x = resample_poly(x, FS // g, int(fs) // g)
+    start = int(rng.integers(5 * FS, len(x) - n))
+    return x[start:start + n]
+
+
+def background(kind: str, n: int, seed: int, voice: str = "it", source: str = "drascula") -> np.ndarray:
+    """A dry background source of one class, shape (n,).
+
+    ``voice``: the talker's language (a second talker speaks the other one);
+    ``source``: the music's library, ``"drascula"`` or ``"asc"``.
+    """
     if kind == "music":
-        return music(n, seed)
+        return asc_music(n, seed) if source == "asc" else music(n, seed)
     if kind == "pink":
         return signals.pink_noise(n, seed)
     if kind == "babble":
@@ -162,7 +186,7 @@ def background(kind: str, n: int, seed: int) -> np.ndarray:
     if kind == "cafe":
         return signals.cafe(n, FS, seed)
     if kind == "talker":
-        return speech.talker("ru", n / FS, seed=seed).astype(np.float64)
+        return speech.talker("ru" if voice == "it" else "it", n / FS, seed=seed).astype(np.float64)
     raise ValueError(f"unknown background {kind!r}")
 
 
@@ -174,15 +198,33 @@ ROOMS = (("music", 0.3, 0.05, 0.7, 1.8, 0.0), ("music", 0.5, 0.03, 1.0, 2.2, 5.0
          ("talker", 0.25, 0.05, 0.7, 1.5, 0.0), ("talker", 0.4, 0.07, 1.0, 2.0, 5.0))
 
 
-def room_set(seconds: float, log: Callable[[str], None] = print) -> list[tuple[str, RoomMix]]:
-    """The 10 voice-call rooms (see :data:`ROOMS`)."""
+#: Held-out rooms (``--holdout``), for checking what was tuned on :data:`ROOMS`: other
+#: voices (the Russian talker in half), other music (``asc-music`` in two), other
+#: geometry and seeds. (class, rt60 s, spacing m, talker m, background m, SIR dB,
+#: talker's language, music library).
+HOLDOUT_ROOMS = (("music", 0.35, 0.04, 0.8, 2.0, 0.0, "ru", "drascula"),
+                 ("music", 0.45, 0.06, 0.9, 1.7, 3.0, "it", "asc"),
+                 ("music", 0.25, 0.05, 0.7, 2.1, 5.0, "ru", "asc"),
+                 ("music", 0.55, 0.04, 1.0, 1.9, 0.0, "it", "drascula"),
+                 ("pink", 0.3, 0.05, 0.9, 1.8, 3.0, "ru", ""), ("pink", 0.5, 0.07, 0.8, 2.2, 0.0, "it", ""),
+                 ("babble", 0.3, 0.06, 0.8, 2.0, 3.0, "ru", ""), ("babble", 0.45, 0.04, 1.0, 1.8, 5.0, "it", ""),
+                 ("cafe", 0.4, 0.05, 0.9, 2.1, 0.0, "ru", ""), ("cafe", 0.35, 0.07, 0.7, 1.6, 3.0, "it", ""),
+                 ("talker", 0.3, 0.06, 0.8, 1.7, 3.0, "ru", ""), ("talker", 0.45, 0.05, 0.9, 2.0, 0.0, "it", ""))
+
+
+def room_set(seconds: float, log: Callable[[str], None] = print,
+             holdout: bool = False) -> list[tuple[str, RoomMix]]:
+    """The 10 voice-call rooms (see :data:`ROOMS`), or the 12 held-out ones (:data:`HOLDOUT_ROOMS`)."""
     n = int(round(seconds * FS))
     out = []
-    for i, (kind, rt60, spacing, d_t, d_b, sir) in enumerate(ROOMS):
+    specs = HOLDOUT_ROOMS if holdout else tuple(r + ("it", "drascula") for r in ROOMS)
+    seeds = (700, 800, 1000, 900) if holdout else (300, 400, 500, 400)  # talker, background, room, 2nd talker
+    for i, (kind, rt60, spacing, d_t, d_b, sir, voice, source) in enumerate(specs):
         t0 = time.perf_counter()
-        talk = speech.talker("it", seconds, seed=300 + i).astype(np.float64)
-        room = simulate_room(talk, background(kind, n, 400 + i), FS, rt60=rt60, spacing=spacing,
-                             talker_dist=d_t, background_dist=d_b, sir_db=sir, seed=500 + i)
+        talk = speech.talker(voice, seconds, seed=seeds[0] + i).astype(np.float64)
+        bg_seed = (seeds[3] if kind == "talker" else seeds[1]) + i
+        room = simulate_room(talk, background(kind, n, bg_seed, voice, source), FS, rt60=rt60, spacing=spacing,
+                             talker_dist=d_t, background_dist=d_b, sir_db=sir, seed=seeds[2] + i)
         log(f"  room {i}: {kind}, SIR {sir:g} dB, {room.name} ({time.perf_counter() - t0:.1f} s)")
         out.append((kind, room))
     return out
@@ -522,14 +564,14 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
 
 def run(seconds: float, out: pathlib.Path, suppress_sweep: tuple[float, ...] = (),
         log: Callable[[str], None] = print, cache: pathlib.Path | None = None,
-        which: list[int] | None = None) -> list[dict[str, Any]]:
-    """Every option on the rooms (all, or those numbered in ``which``).
+        which: list[int] | None = None, holdout: bool = False) -> list[dict[str, Any]]:
+    """Every option on the rooms (all, or those numbered in ``which``; ``holdout``: the held-out set).
 
     ``voicecall_results.json`` is written again after each room, so a run cut
     short keeps the rooms it finished.
     """
     log(f"simulating rooms ({seconds:g} s each)")
-    rooms = room_set(seconds, log)
+    rooms = room_set(seconds, log, holdout)
     rows: list[dict[str, Any]] = []
     options = list(OPTIONS) + [f"{FD_OFFLINE} {sd:g} dB" for sd in suppress_sweep]
     out.mkdir(parents=True, exist_ok=True)
@@ -587,6 +629,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=pathlib.Path, default=None,
                    help="folder to save each room and fd's outputs in (for tuning the post-filter)")
     p.add_argument("--rooms", type=int, nargs="*", default=None, help="room numbers (default: all 10)")
+    p.add_argument("--holdout", action="store_true",
+                   help="the 12 held-out rooms (other voices, music, seeds) instead of the 10")
     p.add_argument("--merge", type=pathlib.Path, nargs="+", default=None, metavar="JSON",
                    help="no run: take --out/voicecall_results.json, replace its post-filter rows by these "
                         "tune_postfilter.py --json files and write the tables again")
@@ -609,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     if not speech.available():
         print("real speech needs the Debian packages asterisk-core-sounds-{it,ru}-g722 and G722", file=sys.stderr)
         return 2
-    run(args.seconds, args.out, cache=args.cache, which=args.rooms)
+    run(args.seconds, args.out, cache=args.cache, which=args.rooms, holdout=args.holdout)
     return 0
 
 

@@ -423,11 +423,11 @@ class FdParams(LabelFields):
         (:mod:`rtsep.kernels.postfilter`, step 3b; frames of at most 20 Hz per bin,
         so not with ``frame=512`` at 16 kHz). It removes music the background
         output does not show (voice-call rooms with real music: voice SIR
-        improvement +4.7 -> +11.6 dB, 12 other rooms +8.3 -> +11.9) but also takes
+        improvement +5.3 -> +11.7 dB, PESQ-WB gain +0.11 -> +0.25) but also takes
         some of a voice already well separated (second-talker rooms: PESQ-WB
-        gain 0.48 -> 0.42), so it is off by default; a scene gate keeps it out
+        gain +0.47 -> +0.39), so it is off by default; a scene gate keeps it out
         while the background output is 20 dB or more under the voice
-        (bench/VOICECALL.md).
+        (bench/VOICECALL.md, "Comb valleys").
     scene_ratio : float
         Scene check: the two outputs' coherence over the last
         ``scene_memory_s`` must reach this many times its steady level (and
