@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import glob
 import json
 import math
 import os
@@ -62,7 +61,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 import numpy as np  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
-from rtsep.material import signals, speech  # noqa: E402
+from rtsep.material import music as music_lib, signals, speech  # noqa: E402
 from rtsep.metrics import improvement  # noqa: E402
 from rtsep.postfilter import DEFAULT_SUPPRESS_DB, PostFilter, filter_signal  # noqa: E402
 from rtsep.material.rooms import RoomMix, simulate_room  # noqa: E402
@@ -70,8 +69,6 @@ from rtsep.material.rooms import RoomMix, simulate_room  # noqa: E402
 FS = 16000
 BLOCK = 256
 CLASSES = ("music", "pink", "babble", "cafe", "talker")
-MUSIC_GLOB = "/usr/share/scummvm/drascula/audio/track*.ogg"
-ASC_GLOB = "/usr/share/games/asc/music/*.mp3"
 #: Largest delay (samples) searched when aligning a suppressor's output with its input.
 MAX_LAG = 4096
 #: Row order of the tables.
@@ -122,6 +119,22 @@ class NotAvailable(Exception):
 # ------------------------------------------------------------------ material
 
 
+def _tracks(library: str) -> list[pathlib.Path]:
+    """The installed tracks of a Debian music library (:data:`rtsep.material.music.LIBRARIES`), sorted."""
+    folder, suffix, package = music_lib.LIBRARIES[library]
+    files = sorted(pathlib.Path(folder).glob(f"*{suffix}"))
+    if not files:
+        raise NotAvailable(f"real music needs the Debian package {package} (apt-get install {package})")
+    return files
+
+
+def _excerpt(path: pathlib.Path, library: str, n: int, rng: np.random.Generator, min_start_s: float) -> np.ndarray:
+    """``n`` samples of a track (:func:`rtsep.material.music.load`) from a random start ``min_start_s`` in or later."""
+    x = music_lib.load(f"{library}/{path.stem}", 0.0, None, FS)
+    start = int(rng.integers(int(min_start_s * FS), len(x) - n))
+    return x[start:start + n]
+
+
 def music(n: int, seed: int) -> np.ndarray:
     """Real music: a Drascula soundtrack excerpt, mono, 16 kHz.
 
@@ -138,18 +151,10 @@ def music(n: int, seed: int) -> np.ndarray:
     """
     import soundfile
 
-    files = sorted(glob.glob(MUSIC_GLOB))
-    if not files:
-        raise NotAvailable("real music needs the Debian package drascula-music (apt-get install drascula-music)")
     rng = np.random.default_rng([seed, 0x3051C])
-    long_enough = [f for f in files if soundfile.info(f).duration * FS > n + 2 * FS]
+    long_enough = [f for f in _tracks("drascula") if soundfile.info(str(f)).duration * FS > n + 2 * FS]
     path = long_enough[int(rng.integers(len(long_enough)))]
-    x, fs = soundfile.read(path, dtype="float64", always_2d=True)
-    x = x.mean(axis=1)
-    g = math.gcd(int(fs), FS)
-    x = resample_poly(x, FS // g, int(fs) // g)
-    start = int(rng.integers(FS, len(x) - n))  # skip the first second (fade-in)
-    return x[start:start + n]
+    return _excerpt(path, "drascula", n, rng, 1.0)  # skip the first second (fade-in)
 
 
 def asc_music(n: int, seed: int) -> np.ndarray:
@@ -157,18 +162,8 @@ def asc_music(n: int, seed: int) -> np.ndarray:
 
     ``seed`` chooses the track (``seed % 3``) and a start at least 5 s in.
     """
-    import soundfile
-
-    files = sorted(glob.glob(ASC_GLOB))
-    if not files:
-        raise NotAvailable("the held-out rooms need the Debian package asc-music (apt-get install asc-music)")
-    rng = np.random.default_rng([seed, 7])
-    x, fs = soundfile.read(files[seed % len(files)], dtype="float64", always_2d=True)
-    x = x.mean(axis=1)
-    g = math.gcd(int(fs), FS)
-    x = resample_poly(x, FS // g, int(fs) // g)
-    start = int(rng.integers(5 * FS, len(x) - n))
-    return x[start:start + n]
+    files = _tracks("asc")
+    return _excerpt(files[seed % len(files)], "asc", n, np.random.default_rng([seed, 7]), 5.0)
 
 
 def background(kind: str, n: int, seed: int, voice: str = "it", source: str = "drascula") -> np.ndarray:

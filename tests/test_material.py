@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep.material import signals, speech
+from rtsep.material import music, signals, speech
 from rtsep.errors import ConfigError, DependencyError, InputFormatError
 
 FS = 16000
@@ -228,3 +228,16 @@ def test_excess_kurtosis_is_zero_for_gaussian_and_minus_1_5_for_a_sine() -> None
     assert signals.excess_kurtosis(rng.standard_normal(200_000)) == pytest.approx(0.0, abs=0.05)
     sine = np.sin(2 * np.pi * np.arange(16000) * 50 / 16000)
     assert signals.excess_kurtosis(sine) == pytest.approx(-1.5, abs=1e-6)
+
+
+# --- real music ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not music.available("asc/frontiers"),
+                    reason="real music needs the Debian package asc-music (bash tools/dev.sh setup as root)")
+def test_a_music_excerpt_without_a_length_runs_to_the_end_of_the_track() -> None:
+    whole = music.load("asc/frontiers", 300.0, None, FS)
+    assert 100 * FS < whole.size < 200 * FS  # the MP3 lasts about 441 s
+    np.testing.assert_array_equal(music.load("asc/frontiers", 300.0, 2 * FS, FS), whole[:2 * FS])
+    with pytest.raises(ConfigError):
+        music.load("asc/frontiers", 300.0, whole.size + 1, FS)

@@ -38,7 +38,7 @@ def available(spec: str) -> bool:
     return track_path(spec).is_file()
 
 
-def load(spec: str, offset_s: float, n: int, fs: int = 16000) -> np.ndarray:
+def load(spec: str, offset_s: float, n: int | None, fs: int = 16000) -> np.ndarray:
     """An excerpt of a real music track, mono, at ``fs``.
 
     Parameters
@@ -47,8 +47,8 @@ def load(spec: str, offset_s: float, n: int, fs: int = 16000) -> np.ndarray:
         ``"<library>/<track>"`` (see :data:`LIBRARIES`).
     offset_s : float
         Start of the excerpt in the track (seconds).
-    n : int
-        Length (samples at ``fs``).
+    n : int or None
+        Length (samples at ``fs``); None: to the end of the track.
     fs : int
         Output sample rate (Hz).
 
@@ -76,6 +76,8 @@ def load(spec: str, offset_s: float, n: int, fs: int = 16000) -> np.ndarray:
     g = math.gcd(int(fs), int(sr))
     y = resample_poly(x.mean(axis=1), fs // g, sr // g)
     start = int(round(offset_s * fs))
+    if n is None:
+        return y[start:]
     if start + n > y.size:
         raise ConfigError(f"{spec} lasts {y.size / fs:.1f} s: too short for {n / fs:g} s from {offset_s:g} s")
     return y[start:start + n]
