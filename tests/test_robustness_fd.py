@@ -222,9 +222,12 @@ def test_separation_is_back_2_s_after_a_fault(engine, fault):
         print(f"{engine} {fault:22s} {name:8s} fault-free {clean:5.1f} dB, faulty {faulty:5.1f} dB "
               f"({faulty - clean:+.1f}) in the 0.5 s ending {AFTER_S:g} s after the fault")
     for name, clean, faulty in rows:
-        # measured 13.5-16.9 dB (fd, post-filter on: it costs these well-separated
-        # rooms 1-2 dB of SDR) and 15-17 dB without it
-        assert clean > 12.0, f"{name}: the fault-free run does not separate ({clean:.1f} dB)"
+        # measured (fd, post-filter on) pink/3 10.4-13.1 dB, music/5 14.5-17.6 in these
+        # windows; 21-30 dB with the post-filter off: its leakage floor (a quarter of the
+        # background output's power) is calibrated on rooms, and these instantaneous
+        # mixtures separate far better; its noise tracker, the voice's own floor since
+        # it replaced the minimum statistics (which gave pink/3 13.3-15.2), takes 2-3 dB more
+        assert clean > 10.0, f"{name}: the fault-free run does not separate ({clean:.1f} dB)"
         assert faulty > clean - 3.0, f"{name}: {faulty:.1f} dB vs {clean:.1f} dB without the fault"
 
 
@@ -246,4 +249,6 @@ def test_fd_a_loud_burst_below_clipping_is_shrunk_and_forgotten_within_2_s():
     lat = sep.latency_samples
     before, after = _window_sdr(clean, image, end, lat), _window_sdr(v, image, end, lat)
     print(f"fd quiet +20 dB burst: {before:.1f} dB fault-free, {after:.1f} dB 2 s after")
-    assert before > 12.0 and after > before - 3.0  # measured 14.7 and 12.5 dB
+    # measured 11.9 and 11.7 dB (14.7 and 12.5 with the post-filter's minimum statistics:
+    # see the pink/3 windows above)
+    assert before > 10.0 and after > before - 3.0
