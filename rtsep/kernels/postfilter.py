@@ -15,7 +15,9 @@ reference of that background. Per STFT bin ``k`` and frame:
    power ``P_V[k]`` over the last ``U × sub_len`` frames (minimum statistics,
    kept as U sub-window minima; about 1.5 s, longer than a talker holds a
    sound in one bin), for what stays in the voice whatever the background
-   output does (stationary noise the demixer leaves).
+   output does (stationary noise the demixer leaves). Weighted by
+   ``floor_weight``: 0 in fd since the tracker of step 3c replaced it, 2 in
+   td's filter bank.
 3b. Comb valleys (optional; fine STFTs only): the harmonic comb (spacing
    ``comb_lo_hz`` to ``comb_hi_hz`` in 1 Hz steps) whose teeth stand highest
    above the midpoints between them, on the log magnitude of ``V`` up to
@@ -128,7 +130,7 @@ PARAMS = np.dtype([
     ("a_track_p", "f8"),     # ... of the averaged presence probability that detects a stuck estimate
     ("track_xi", "f8"),      # a-priori SNR assumed where speech is present (linear)
     ("track_p_max", "f8"),   # presence probability above which the estimate is taken as stuck
-    ("track_init", "i8"),    # frames averaged as the estimate's start
+    ("track_init", "i8"),    # frames whose least power is the estimate's start
 ])
 
 
