@@ -433,7 +433,7 @@ def test_against_real_music_the_presence_weighted_filter_beats_off_and_the_singl
     assert engine_valleys[0] > on[0] + 0.5  # the same inside the engine
 
 
-def _noise_estimate_after_a_step(**kw) -> tuple[np.ndarray, np.ndarray]:
+def _noise_estimate_after_a_step(**kw) -> tuple[np.ndarray, int]:
     """Per frame, the voice's own noise estimate (``track_weight``'s tracker, or the minimum
     statistics) against the true noise power, in dB, over white noise that steps up 10 dB at 3 s."""
     rng = np.random.default_rng(11)
