@@ -79,8 +79,8 @@ FD_DFN3 = "rtsep fd --postfilter dfn3 (labelled)"
 FD_RNN = "rtsep fd --postfilter rnnoise (labelled)"
 FD_PF_DFN3 = "rtsep fd --suppress 16 --postfilter dfn3 (labelled)"
 FD_LD = "rtsep fd --low-delay (labelled)"
-FD_VALLEYS = "rtsep fd --param comb_valleys=true (labelled)"
-FD_LD_VALLEYS = "rtsep fd --low-delay --param comb_valleys=true (labelled)"
+FD_VALLEYS = "rtsep fd --param comb_valleys=false (labelled)"
+FD_LD_VALLEYS = "rtsep fd --low-delay --param comb_valleys=false (labelled)"
 FD_LD_DFN3 = "rtsep fd --low-delay --postfilter dfn3 (labelled)"
 TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
@@ -98,10 +98,10 @@ FD_ROWS = {
     FD_LD: ({"low_delay": True}, "the defaults with low-delay windows (frame 1024, synthesis over the last two hops, "
                                  "the post-filter's gains limited to ±hop): the low-latency setting"),
     FD_LD_DFN3: ({"low_delay": True, "postfilter": "dfn3"}, "the low-latency setting, then DeepFilterNet3"),
-    FD_VALLEYS: ({"comb_valleys": True}, "the defaults with the post-filter's comb valleys (its noise estimate may "
-                                         "also rise to the voice's power between the teeth of the harmonic comb "
-                                         "that best fits each frame)"),
-    FD_LD_VALLEYS: ({"low_delay": True, "comb_valleys": True}, "the low-latency setting with the comb valleys"),
+    FD_VALLEYS: ({"comb_valleys": False}, "the defaults without the post-filter's comb valleys (its noise estimate "
+                                          "rising to the voice's power between the teeth of the harmonic comb that "
+                                          "best fits each frame): the defaults before they were on"),
+    FD_LD_VALLEYS: ({"low_delay": True, "comb_valleys": False}, "the low-latency setting without the comb valleys"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
     TD_PF: ({"suppress_db": 16.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
                                    "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
@@ -392,6 +392,7 @@ def better(pins: list[np.ndarray], room: RoomMix) -> np.ndarray:
 
 def post_filter(voice: np.ndarray, bg: np.ndarray, **kw: Any) -> np.ndarray:
     """rtsep's blind post-filter over fd's outputs, with fd's STFT (1024 / 256)."""
+    kw.setdefault("valleys", True)  # as in fd (FdParams.comb_valleys)
     return filter_signal(voice, bg, PostFilter(FS, frame=1024, hop=256, **kw))
 
 

@@ -123,8 +123,19 @@ class PostFilter:
         fits each frame bound the noise estimate from below (kernel step 3b):
         music left in the voice that the background output's power misses.
         Only where a bin is at most 20 Hz wide (fd's default frame; not frame
-        512 at 16 kHz, nor td's filter bank). Off by default: it also takes
-        some of a voice that is already well separated (bench/VOICECALL.md).
+        512 at 16 kHz, nor td's filter bank). Off by default in this object
+        (fd turns it on, :attr:`rtsep.config.FdParams.comb_valleys`): it also
+        takes some of a voice that is already well separated (bench/VOICECALL.md).
+    valley_fluct_db : (float, float)
+        The comb valleys weigh in as the background output's fluctuation (the
+        mean distance, in dB, of its 50 ms power from its 2 s power per bin
+        below 4 kHz, about the bins' mean distance so that a broadband level
+        step does not count, averaged over 2 s) rises from the first value to
+        the second. Steady noise (pink: 2.5-2.9 dB in the 22 voice-call rooms)
+        is the speech-presence tracker's; music (3.1-4.4), babble (3.2-3.9),
+        café (3.3-3.7) and a second talker (4.7-5.4) are where the background
+        output's power misses what is left in the voice. (-1, 0): whatever the
+        background does.
 
     Attributes
     ----------
@@ -136,7 +147,8 @@ class PostFilter:
                  rule: str = "lsa", beta0: float = 0.25, leak_weight: float = 0.0, noise_tau_s: float = 0.05,
                  leak_tau_s: float = 2.0, alpha_dd: float = 0.95, floor_weight: float = 0.0,
                  voice_tau_s: float = 0.05, speech_floor_db: float = DEFAULT_SPEECH_FLOOR_DB,
-                 spp: bool = True, valleys: bool = False, track_weight: float = 1.0) -> None:
+                 spp: bool = True, valleys: bool = False, track_weight: float = 1.0,
+                 valley_fluct_db: tuple[float, float] = (3.0, 3.5)) -> None:
         self.fs = check_range("fs (sample rate, Hz)", fs, 1000, 192000)
         self.frame = check_range("frame", frame, 8, 1 << 16, kind=int)
         self.hop = check_range("hop", hop, 1, self.frame, kind=int)
@@ -180,6 +192,7 @@ class PostFilter:
                                  valley_bins=_VALLEY_BINS, valley_top_hz=_VALLEY_TOP_HZ,
                                  valley_scale=_VALLEY_SCALE, a_valley=forget(_VALLEY_TAU_S),
                                  a_scene=forget(_SCENE_TAU_S), scene_lo_db=_SCENE_DB[0], scene_hi_db=_SCENE_DB[1],
+                                 fluct_lo_db=valley_fluct_db[0], fluct_hi_db=valley_fluct_db[1],
                                  track_weight=track_weight, a_track=forget(_TRACK_TAU_S),
                                  a_track_p=forget(_TRACK_P_TAU_S), track_xi=10.0 ** (_TRACK_XI_DB / 10.0),
                                  track_p_max=_TRACK_P_MAX, track_init=max(1, round(_TRACK_INIT_S * frames_per_s)))
@@ -205,7 +218,7 @@ class PostFilter:
         self.p_min = np.full((_N_SUB + 1, k), np.inf)
         self.zeta = np.zeros(k)
         self.h_psd = np.zeros(k)
-        self.scene = np.zeros(2)
+        self.scene = np.zeros(3)
         self.lam_v = np.zeros(k)
         self.p_bar = np.zeros(k)
         self.count = np.zeros(2, dtype=np.int64)

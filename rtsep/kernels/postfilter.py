@@ -36,7 +36,13 @@ reference of that background. Per STFT bin ``k`` and frame:
    voice (its own power between its partials): so it weighs in only as the
    background output's broadband power nears the voice's (``scene_lo_db`` to
    ``scene_hi_db``, long-memory powers ``a_scene``), and a voice alone in a quiet
-   room is left as it was without it.
+   room is left as it was without it; and only as the background output
+   fluctuates (``fluct_lo_db`` to ``fluct_hi_db``: the mean absolute distance in
+   dB of its short-memory power ``P_B`` from its long-memory one ``Φ_BB`` over
+   the valleys' bins, about their mean distance so that a broadband level step
+   does not count, averaged like the scene powers): a steady noise is what
+   the tracker of step 3c follows, and there the valleys only took voice
+   (voice-call rooms with pink noise: SDRi 2.9 -> 2.0 dB with them ungated).
 3c. The voice's own noise tracked by speech presence ``N_V[k]`` (Gerkmann &
    Hendriks 2012, "unbiased MMSE-based noise power estimation with low
    complexity and low tracking delay"): with an a-priori SNR ``ξ_H1`` assumed
@@ -125,6 +131,8 @@ PARAMS = np.dtype([
     ("a_scene", "f8"),       # forgetting factor per frame of the outputs' broadband powers
     ("scene_lo_db", "f8"),   # background-to-voice power ratio (dB) at and below which the valleys are off
     ("scene_hi_db", "f8"),   # ... at and above which they weigh fully
+    ("fluct_lo_db", "f8"),   # background output's fluctuation (dB) at and below which the valleys are off
+    ("fluct_hi_db", "f8"),   # ... at and above which they weigh fully
     ("track_weight", "f8"),  # weight of the voice's own noise tracked by speech presence (step 3c; 0: off)
     ("a_track", "f8"),       # forgetting factor per frame of that noise estimate
     ("a_track_p", "f8"),     # ... of the averaged presence probability that detects a stuck estimate
@@ -337,8 +345,9 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
         Time-smoothed a-priori SNR of the speech-presence estimate (state, updated).
     h_psd : ndarray, shape (K,), float64
         The comb-valley estimate, smoothed over the frames that have one (state, updated).
-    scene : ndarray, shape (2,), float64
-        Long-memory broadband powers of the voice and the background (state, updated).
+    scene : ndarray, shape (3,), float64
+        Long-memory broadband powers of the voice and the background, and the
+        background's smoothed fluctuation (dB) (state, updated).
     lam_v : ndarray, shape (K,), float64
         The voice's own noise tracked by speech presence (state, updated).
     p_bar : ndarray, shape (K,), float64
@@ -407,13 +416,32 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
             peak = max(peak, pv_k[k])
             e_v += pv_k[k]
             e_b += b[k].real * b[k].real + b[k].imag * b[k].imag
+        # the background output's fluctuation: mean |log| distance of its short-memory
+        # power from its long-memory one (dB; both as of the previous frame), about the
+        # bins' mean distance, so that a broadband step in a steady noise is not taken
+        # for the spectral changes of music or talkers
+        top_f = min(n_bins, int(math.ceil(p.valley_top_hz / p.bin_hz)))
+        shift = 0.0
+        n_f = 0
+        for k in range(top_f):
+            if p_b[k] > 0.0 and phi_bb[k] > 0.0:
+                shift += math.log(p_b[k] / phi_bb[k])
+                n_f += 1
+        shift /= max(n_f, 1)
+        fluct = 0.0
+        for k in range(top_f):
+            if p_b[k] > 0.0 and phi_bb[k] > 0.0:
+                fluct += abs(math.log(p_b[k] / phi_bb[k]) - shift)
+        fluct = 10.0 / math.log(10.0) * fluct / max(n_f, 1)
         a_sc = min(p.a_scene, 1.0 - 1.0 / n)
         scene[0] = a_sc * scene[0] + (1.0 - a_sc) * e_v
         scene[1] = a_sc * scene[1] + (1.0 - a_sc) * e_b
+        scene[2] = a_sc * scene[2] + (1.0 - a_sc) * fluct
         if scene[0] > 0.0 and scene[1] > 0.0:
             ratio_db = 10.0 * math.log10(scene[1] / scene[0])
             w = (ratio_db - p.scene_lo_db) / (p.scene_hi_db - p.scene_lo_db)
-            h_scale = p.valley_scale * min(max(w, 0.0), 1.0)
+            w_fl = (scene[2] - p.fluct_lo_db) / max(p.fluct_hi_db - p.fluct_lo_db, 1e-9)
+            h_scale = p.valley_scale * min(max(w, 0.0), 1.0) * min(max(w_fl, 0.0), 1.0)
         if peak > 0.0 and h_scale > 0.0:
             # a floor 180 dB under the frame's peak: empty bins must not decide the fit
             offset = 1e-9 * math.sqrt(peak) + 1e-30
