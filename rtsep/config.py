@@ -423,7 +423,7 @@ class FdParams(LabelFields):
         (:mod:`rtsep.kernels.postfilter`, step 3b; frames of at most 20 Hz per bin,
         so not with ``frame=512`` at 16 kHz). It removes music the background
         output does not show (voice-call rooms with real music: voice SIR
-        improvement +6.2 -> +11.9 dB, PESQ-WB gain +0.12 -> +0.25). Two gates
+        improvement +6.2 -> +11.5 dB, PESQ-WB gain +0.12 -> +0.24). Two gates
         keep it where it helps: it stays out while the background output is
         20 dB or more under the voice (a voice alone), and while the background
         output is steady (pink noise, where it only took voice: SDRi 3.0 -> 1.7
