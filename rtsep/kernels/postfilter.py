@@ -382,9 +382,12 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
     a_t = p.a_track
     a_tp = p.a_track_p
     xi_h1 = p.track_xi
+    xi_share = xi_h1 / (1.0 + xi_h1)  # the posterior's exponent factor, once per frame
+    odds_h1 = 1.0 + xi_h1
     p_stuck = p.track_p_max
     n = count[0] + 1
     count[0] = n
+    warming = n <= p.track_init  # the tracker's start: the least power of the first frames
     n_bins = v.shape[0]
     if g_min >= 1.0:  # suppress_db = 0: identity, bit for bit
         for k in range(n_bins):
@@ -485,12 +488,12 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
                 p_min[slot, k] = p_min[n_sub, k]
             lam += w_f * floor
         if w_t > 0.0:
-            if n <= p.track_init:
+            if warming:
                 if n == 1 or pv < lam_v[k]:
                     lam_v[k] = pv
             else:
-                ratio = pv / max(lam_v[k], lam_floor) * xi_h1 / (1.0 + xi_h1)
-                p_h1 = 1.0 / (1.0 + (1.0 + xi_h1) * math.exp(-min(ratio, 700.0)))
+                ratio = pv / max(lam_v[k], lam_floor) * xi_share
+                p_h1 = 1.0 / (1.0 + odds_h1 * math.exp(-min(ratio, 700.0)))
                 p_bar[k] = a_tp * p_bar[k] + (1.0 - a_tp) * p_h1
                 if p_bar[k] > p_stuck and p_h1 > p_stuck:
                     p_h1 = p_stuck
