@@ -165,6 +165,10 @@ class PostFilter:
         voice_tau_s = check_range("voice_tau_s", voice_tau_s, 0.0, 10.0)
         track_weight = check_range("track_weight", track_weight, 0.0, 10.0)
         speech_floor_db = check_range("speech_floor_db", speech_floor_db, 0.0, 60.0)
+        fluct_lo = check_range("valley_fluct_db[0]", valley_fluct_db[0], -1.0, 60.0)
+        fluct_hi = check_range("valley_fluct_db[1]", valley_fluct_db[1], -1.0, 60.0)
+        if not fluct_lo < fluct_hi:
+            raise ConfigError(f"valley_fluct_db must rise (low, high) in dB, got {tuple(valley_fluct_db)}")
         self.spp = bool(spp)
         frames_per_s = self.fs / self.hop
         self.n_bins = self.frame // 2 + 1
@@ -192,7 +196,7 @@ class PostFilter:
                                  valley_bins=_VALLEY_BINS, valley_top_hz=_VALLEY_TOP_HZ,
                                  valley_scale=_VALLEY_SCALE, a_valley=forget(_VALLEY_TAU_S),
                                  a_scene=forget(_SCENE_TAU_S), scene_lo_db=_SCENE_DB[0], scene_hi_db=_SCENE_DB[1],
-                                 fluct_lo_db=valley_fluct_db[0], fluct_hi_db=valley_fluct_db[1],
+                                 fluct_lo_db=fluct_lo, fluct_hi_db=fluct_hi,
                                  track_weight=track_weight, a_track=forget(_TRACK_TAU_S),
                                  a_track_p=forget(_TRACK_P_TAU_S), track_xi=10.0 ** (_TRACK_XI_DB / 10.0),
                                  track_p_max=_TRACK_P_MAX, track_init=max(1, round(_TRACK_INIT_S * frames_per_s)))

@@ -117,7 +117,6 @@ def test_the_comb_valleys_cost_a_clean_voice_under_a_db() -> None:
     # the valley estimate also holds some of the voice's own power (between its
     # harmonics, and in frames where the comb does not fit the talker): on a voice with a
     # residual 8 dB under it, measured speech -1.8 dB with them, -1.2 without; the residual
-    # between words is at the floor either way (-15.8)
     # between words is at the floor either way (-15.8). The fluctuation gate is held open:
     # this background is steady pink noise, which it keeps the valleys out of (next spec)
     between, with_valleys = _attenuations(PostFilter(FS, N_FFT, HOP, valleys=True, valley_fluct_db=(-1.0, 0.0)))
@@ -140,9 +139,8 @@ def _valley_gains(background: np.ndarray, **kw: object) -> tuple[np.ndarray, np.
 def test_over_a_steady_background_the_comb_valleys_stay_out() -> None:
     # steady pink noise: the speech-presence tracker follows it, and the valleys only
     # took voice there (voice-call rooms with pink noise: SDRi 2.9 -> 2.0 dB ungated).
-    # Measured fluctuation 1.8 dB, under the gate's 3.0,
-    # and 2.0 dB with the noise switched on and off every quarter second: a broadband step
-    # is a level, not a spectrum, changing
+    # Measured fluctuation 1.8 dB, under the gate's 3.0, and 2.0 dB with the noise switched
+    # on and off every quarter second: a broadband step is a level, not a spectrum, changing
     _, b = _speech_and_noise()
     on_off = np.floor(np.arange(len(b)) / FS / 0.25) % 2 == 0
     for background in (b, b * on_off):
@@ -163,6 +161,11 @@ def test_over_a_fluctuating_background_the_comb_valleys_weigh_in() -> None:
     g_on, g_off, fluct = _valley_gains(np.where(turn, low, high))
     assert fluct > 3.5, fluct
     assert np.mean(np.log(g_on)) < np.mean(np.log(g_off)) - 0.01, (np.mean(np.log(g_on)), np.mean(np.log(g_off)))
+
+
+def test_a_fluctuation_gate_that_does_not_rise_is_refused_with_what_to_give() -> None:
+    with pytest.raises(ConfigError, match="valley_fluct_db must rise"):
+        PostFilter(FS, N_FFT, HOP, valleys=True, valley_fluct_db=(3.5, 3.0))
 
 
 def test_a_voice_alone_keeps_what_the_comb_valleys_would_take() -> None:

@@ -42,7 +42,7 @@ reference of that background. Per STFT bin ``k`` and frame:
    the valleys' bins, about their mean distance so that a broadband level step
    does not count, averaged like the scene powers): a steady noise is what
    the tracker of step 3c follows, and there the valleys only took voice
-   (voice-call rooms with pink noise: SDRi 2.9 -> 2.0 dB with them ungated).
+   (voice-call rooms with pink noise, offline: SDRi 2.9 -> 2.0 dB with them ungated).
 3c. The voice's own noise tracked by speech presence ``N_V[k]`` (Gerkmann &
    Hendriks 2012, "unbiased MMSE-based noise power estimation with low
    complexity and low tracking delay"): with an a-priori SNR ``ξ_H1`` assumed
