@@ -424,17 +424,19 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
         # bins' mean distance, so that a broadband step in a steady noise is not taken
         # for the spectral changes of music or talkers
         top_f = min(n_bins, int(math.ceil(p.valley_top_hz / p.bin_hz)))
+        dist = work[5]  # the log distances, kept for the second pass (log_mag overwrites them below)
         shift = 0.0
         n_f = 0
         for k in range(top_f):
             if p_b[k] > 0.0 and phi_bb[k] > 0.0:
-                shift += math.log(p_b[k] / phi_bb[k])
+                dist[k] = math.log(p_b[k] / phi_bb[k])
+                shift += dist[k]
                 n_f += 1
         shift /= max(n_f, 1)
         fluct = 0.0
         for k in range(top_f):
             if p_b[k] > 0.0 and phi_bb[k] > 0.0:
-                fluct += abs(math.log(p_b[k] / phi_bb[k]) - shift)
+                fluct += abs(dist[k] - shift)
         fluct = 10.0 / math.log(10.0) * fluct / max(n_f, 1)
         a_sc = min(p.a_scene, 1.0 - 1.0 / n)
         scene[0] = a_sc * scene[0] + (1.0 - a_sc) * e_v
