@@ -63,6 +63,7 @@ from scipy.signal import resample_poly  # noqa: E402
 
 from rtsep.material import music as music_lib, signals, speech  # noqa: E402
 from rtsep.metrics import improvement  # noqa: E402
+from rtsep.config import FdParams  # noqa: E402
 from rtsep.postfilter import DEFAULT_SUPPRESS_DB, PostFilter, filter_signal  # noqa: E402
 from rtsep.material.rooms import RoomMix, simulate_room  # noqa: E402
 
@@ -392,7 +393,7 @@ def better(pins: list[np.ndarray], room: RoomMix) -> np.ndarray:
 
 def post_filter(voice: np.ndarray, bg: np.ndarray, **kw: Any) -> np.ndarray:
     """rtsep's blind post-filter over fd's outputs, with fd's STFT (1024 / 256)."""
-    kw.setdefault("valleys", True)  # as in fd (FdParams.comb_valleys)
+    kw.setdefault("valleys", FdParams.comb_valleys)  # as in fd
     return filter_signal(voice, bg, PostFilter(FS, frame=1024, hop=256, **kw))
 
 
