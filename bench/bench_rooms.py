@@ -217,8 +217,8 @@ def fd_convergence(room: RoomMix, tol_db: float = 2.0, **params: Any) -> tuple[f
 
     for t in range(n_frames):
         eng.process(room.mix[t * hop:(t + 1) * hop])
-        running[t] = energies(eng.w, t)
-    final = np.stack([energies(eng.w, t) for t in range(n_frames)])
+        running[t] = energies(eng.w_out, t)
+    final = np.stack([energies(eng.w_out, t) for t in range(n_frames)])
     win, step = int(round(FS / hop)), int(round(0.25 * FS / hop))
 
     def sir(e: np.ndarray) -> float:

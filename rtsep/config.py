@@ -378,6 +378,16 @@ class FdParams(LabelFields):
         whitening in front of it would change nothing). Measured on 24
         simulated rooms the constraint converges faster (+0.35 dB whole-file
         SDR improvement on average, a tie on the tuning set).
+    ip2_output : bool
+        With ``whiten``: the whitened demixers drive the source weights, and
+        the audio goes through IP2's closed-form demixers of the same weighted
+        covariances (the unconstrained optimum for those weights, in the same
+        output order). Plain IP2 separates more accurately than the whitened
+        update but, left to drive its own weights, locks some rooms into a
+        poor optimum during the warm-up (café rooms: voice SIRi 8.7 → 3.1
+        dB); decoupled, the weights follow the whitened run and the demixers
+        keep IP2's accuracy. Measured offline over 38 real-material rooms
+        (bench/ROOMS.md, 2026-11-30), voice SIRi with the post-filter off.
     min_hz : float
         Bins below this frequency (Hz) are not separated: DC, rumble and
         handling noise go to the background whole.
@@ -477,6 +487,7 @@ class FdParams(LabelFields):
     restart_s: float = 2.0
     prior: str = "gauss"
     whiten: bool = True
+    ip2_output: bool = True
     min_hz: float = 60.0
     eps_load: float = 1e-4
     r_floor: float = 0.05
@@ -549,6 +560,7 @@ class FdParams(LabelFields):
                                    label_vad=_as_bool("label_vad", self.label_vad),
                                    warmup_every=int(every), warmup_passes=int(passes),
                                    start_passes=int(start_passes), whiten=whiten,
+                                   ip2_output=_as_bool("ip2_output", self.ip2_output),
                                    ref_mic=int(ref), second_mic=int(second),
                                    voice=self.voice if self.voice == "auto" else int(self.voice))
 

@@ -361,8 +361,12 @@ def test_ip2_refuses_a_degenerate_pencil() -> None:
 
 
 def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start_passes, every,
-               passes, n_warm, whiten):
-    """Plain-numpy online AuxIVA with warm-up, written from DESIGN §3 (slow, clear)."""
+               passes, n_warm, whiten, ip2_output=0):
+    """Plain-numpy online AuxIVA with warm-up, written from DESIGN §3 (slow, clear).
+
+    With ``whiten`` and ``ip2_output`` the images come from the generalised
+    eigenvectors of the weighted covariances, in the whitened outputs' order.
+    """
     n_frames, _, n_bins = xf.shape
     w = np.zeros((n_bins, 2, 2), complex)
     w[:, 0, 0] = w[:, 1, 1] = 1.0
@@ -393,6 +397,23 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
 
     def xx(x):
         return np.einsum("mk,nk->kmn", x, x.conj())
+
+    def steering(m):
+        # columns of conj(m)^-1: each output's direction at the mics
+        a = np.linalg.inv(m.conj())
+        return a / np.linalg.norm(a, axis=0)
+
+    def applied(w):
+        out = w.copy()
+        for k in range(k_lo, n_bins):
+            vl = [v[q, k] + eps_load * np.trace(v[q, k]).real / 2 * np.eye(2) for q in range(2)]
+            if not np.abs(vl[1]).any():
+                continue
+            _, vec = scipy.linalg.eigh(vl[0], vl[1])
+            g = vec.T.copy()  # rows: the demixing vectors, smaller ratio first
+            c = np.abs(steering(w[k]).conj().T @ steering(g)) ** 2
+            out[k] = g[::-1] if c[0, 0] + c[1, 1] < c[0, 1] + c[1, 0] else g
+        return out
 
     for t, x in enumerate(xf):
         n = t + 1
@@ -426,7 +447,7 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
                 phi = np.maximum(r, r_floor * mean_r) ** (shape - 2)
                 v[:] = a * v_old + (1 - a) * phi[:, None, None, None] * xx(x)[None]
                 update()
-        d = w.conj()
+        d = applied(w).conj() if whiten and ip2_output else w.conj()
         y0 = d[:, 0, 0] * x[0] + d[:, 0, 1] * x[1]
         det = d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0]
         imgs[t, 0, k_lo:] = (d[:, 1, 1] * y0 / det)[k_lo:]
@@ -434,8 +455,8 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
     return imgs, w
 
 
-@pytest.mark.parametrize("whiten", [0, 1])
-def test_iva_kernel_matches_the_naive_reference(whiten: int) -> None:
+@pytest.mark.parametrize("whiten, ip2_output", [(0, 0), (1, 0), (1, 1)])
+def test_iva_kernel_matches_the_naive_reference(whiten: int, ip2_output: int) -> None:
     rng = np.random.default_rng(4)
     n_frames, n_bins, k_lo = 40, 17, 2
     s = rng.standard_normal((n_frames, 2, n_bins)) + 1j * rng.standard_normal((n_frames, 2, n_bins))
@@ -445,7 +466,7 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int) -> None:
     alpha, eps_load, r_floor, shape = 0.95, 1e-4, 0.1, 0.0
     n_iter, n_start, start_passes, every, passes, n_warm = 2, 6, 3, 4, 2, 20
     want, w_want = _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start,
-                              start_passes, every, passes, n_warm, whiten)
+                              start_passes, every, passes, n_warm, whiten, ip2_output)
     w = np.zeros((n_bins, 2, 2), complex)
     w[:, 0, 0] = w[:, 1, 1] = 1.0
     v = np.zeros((2, n_bins, 2, 2), complex)
@@ -459,12 +480,12 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int) -> None:
     params = new_params(alpha=alpha, eps_load=eps_load, r_floor=r_floor, prior_shape=shape, max_gain=1e10,
                         scene_beta=0.1, scene_ratio=0.0, loud_factor=0.0, balance_gate_db=0.0, dead_mic_db=0.0,
                         balance_accept=1.0, scene_floor=0.0, level_beta=0.01, balance_memory=100.0,
-                        iterations=n_iter, k_lo=k_lo, whiten=whiten, n_start=n_start,
+                        iterations=n_iter, k_lo=k_lo, whiten=whiten, ip2_output=ip2_output, n_start=n_start,
                         start_passes=start_passes, every=every, passes=passes, restart_last=0, overlap=4,
                         hold=0)
     clip = np.zeros(n_frames, dtype=np.int64)
     iva_frames(xf, clip, w, v, cov, buf, cs, np.zeros(16), np.zeros((1, 2, n_bins), complex), state, params,
-               img, learned, np.empty((n_frames, 2)), n_bins)
+               img, learned, np.empty((n_frames, 2)), n_bins, np.empty_like(w))
     # 1 from the first demixer on, except the overlap - 1 frames after it, whose
     # outputs still overlap-add frames demixed by the identity (2: not label evidence)
     frame_no = np.arange(1, n_frames + 1)

@@ -107,7 +107,7 @@ class FrequencyDomainEngine(VoicePin):
             balance_accept=max(1.0, round(p.balance_accept_s * frames_per_s)), scene_floor=p.scene_floor,
             level_beta=1.0 - math.exp(-1.0 / (_SCENE_LEVEL_S * frames_per_s)),
             balance_memory=p.memory_s * frames_per_s,
-            iterations=p.iterations, k_lo=k_lo, whiten=int(p.whiten), n_start=n_start,
+            iterations=p.iterations, k_lo=k_lo, whiten=int(p.whiten), ip2_output=int(p.ip2_output), n_start=n_start,
             start_passes=p.start_passes, every=p.warmup_every if self._n_warm else 0,
             passes=p.warmup_passes, restart_last=min(restart_last, self._n_warm), overlap=p.overlap,
             hold=max(1, round(p.scene_hold_s * frames_per_s)) if p.scene_ratio > 0 else 0)
@@ -133,6 +133,9 @@ class FrequencyDomainEngine(VoicePin):
         self.w[:, 0, 0] = 1.0
         self.w[:, 1, 1] = 1.0
         self.v = np.zeros((2, k, 2, 2), dtype=np.complex128)
+        # the demixers the audio went through after the last frame (derived from
+        # v and w at every frame, so not part of the saved state)
+        self.w_out = self.w.copy()
         self.cov = np.zeros((k, 2, 2), dtype=np.complex128)
         self.counters = new_counters()
         self._counters_arg = kernel_record(self.counters)  # the same memory, as the kernel takes it
@@ -171,7 +174,7 @@ class FrequencyDomainEngine(VoicePin):
         learned = np.empty(n_frames, dtype=np.int64)
         near = np.empty((n_frames, 2))
         iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent,
-                   self._counters_arg, self._kernel_params, img, learned, near, self._k_near)
+                   self._counters_arg, self._kernel_params, img, learned, near, self._k_near, self.w_out)
         out = np.empty((n_frames * h, 2))
         raw = out
         syn = self._syn

@@ -98,6 +98,7 @@ PARAMS = np.dtype([
     ("iterations", "i8"),       # online passes per frame
     ("k_lo", "i8"),             # first bin separated (lower bins go wholly to the background)
     ("whiten", "i8"),           # 1: whitened (outputs uncorrelated per bin) update; 0: unconstrained IP2
+    ("ip2_output", "i8"),       # 1 (with whiten): the audio goes through IP2's demixers of the whitened run's covariances
     ("n_start", "i8"),          # the first update comes at this frame
     ("start_passes", "i8"),     # batch passes then (and at each restart)
     ("every", "i8"),            # during the warm-up (the first B = buf.shape[0] frames) a batch pass every this many frames
@@ -181,18 +182,96 @@ def _accumulate(v: np.ndarray, x: np.ndarray, phi: np.ndarray, keep: float, gain
 
 
 @njit(cache=True)
+def _load(v: np.ndarray, k: int, eps_load: float, loaded: np.ndarray) -> None:
+    """Bin k's weighted covariances with diagonal loading (relative to their mean eigenvalue)."""
+    for q in range(2):
+        load = eps_load * 0.5 * (v[q, k, 0, 0].real + v[q, k, 1, 1].real) + 1e-300
+        loaded[q, 0, 0] = v[q, k, 0, 0] + load
+        loaded[q, 1, 1] = v[q, k, 1, 1] + load
+        loaded[q, 0, 1] = v[q, k, 0, 1]
+        loaded[q, 1, 0] = v[q, k, 1, 0]
+
+
+@njit(cache=True)
+def _abs2(z: complex) -> float:
+    return z.real * z.real + z.imag * z.imag
+
+
+@njit(cache=True)
+def _cos2(a0: complex, a1: complex, b0: complex, b1: complex) -> float:
+    """Squared |cosine| between the complex 2-vectors (a0, a1) and (b0, b1) (0 if either is 0)."""
+    na = _abs2(a0) + _abs2(a1)
+    nb = _abs2(b0) + _abs2(b1)
+    if na <= 0.0 or nb <= 0.0:
+        return 0.0
+    return _abs2(np.conj(a0) * b0 + np.conj(a1) * b1) / (na * nb)
+
+
+@njit(cache=True)
+def _steering_match(w: np.ndarray, g: np.ndarray) -> float:
+    """How well the outputs of demixers ``w`` and ``g`` (2×2) match in order, minus crossed.
+
+    Output q's steering direction is column q of ``conj(W)^-1``, ∝ (d11, −d10) and (−d01, d00)
+    with D = conj(W); taken here conjugated (the |cosines| are the same): the squared
+    |cosines| of the matched pairs minus those of the crossed pairs.
+    """
+    same = (_cos2(w[1, 1], -w[1, 0], g[1, 1], -g[1, 0])
+            + _cos2(-w[0, 1], w[0, 0], -g[0, 1], g[0, 0]))
+    crossed = (_cos2(w[1, 1], -w[1, 0], -g[0, 1], g[0, 0])
+               + _cos2(-w[0, 1], w[0, 0], g[1, 1], -g[1, 0]))
+    return same - crossed
+
+
+@njit(cache=True)
+def applied_demixers(v: np.ndarray, eps_load: float, k_lo: int, w: np.ndarray, out: np.ndarray) -> None:
+    """IP2's demixers of the weighted covariances ``v``, in the outputs' order of ``w``.
+
+    The whitened update keeps each bin's outputs uncorrelated, which keeps the
+    source weights from collapsing onto one source but settles on less
+    accurate demixers; IP2's closed form on the *same* weighted covariances
+    is the unconstrained optimum of the auxiliary function for those weights
+    (bench/ROOMS.md, 2026-11-30). The whitened demixers ``w`` go on driving
+    the weights; these are what the audio goes through. Bins below ``k_lo``
+    and bins whose pencil is degenerate (the first frames) keep ``w``.
+
+    Parameters
+    ----------
+    v : ndarray, shape (2, K, 2, 2), complex128
+        Weighted covariances V_q per bin.
+    eps_load : float
+        Diagonal loading, relative to each V_q's mean eigenvalue.
+    k_lo : int
+        First bin separated.
+    w : ndarray, shape (K, 2, 2), complex128
+        The whitened demixers (their output order is kept).
+    out : ndarray, shape (K, 2, 2), complex128
+        Written: the demixers applied to the audio.
+    """
+    loaded = np.empty((2, 2, 2), dtype=np.complex128)
+    g = np.empty((2, 2), dtype=np.complex128)
+    for k in range(w.shape[0]):
+        for q in range(2):
+            for m in range(2):
+                out[k, q, m] = w[k, q, m]
+        if k < k_lo:
+            continue
+        _load(v, k, eps_load, loaded)
+        if not gev_pair(loaded[0], loaded[1], g):
+            continue
+        swap = 1 if _steering_match(w[k], g) < 0.0 else 0
+        for q in range(2):
+            for m in range(2):
+                out[k, q, m] = g[q ^ swap, m]
+
+
+@njit(cache=True)
 def _update_demixers(v: np.ndarray, cov: np.ndarray, eps_load: float, whiten: int, k_lo: int,
                      w: np.ndarray, st: np.void, count_degenerate: bool) -> None:
     """Closed-form update of every bin's demixer from the weighted covariances."""
     loaded = np.empty((2, 2, 2), dtype=np.complex128)
     wnew = np.empty((2, 2), dtype=np.complex128)
     for k in range(k_lo, w.shape[0]):
-        for q in range(2):
-            load = eps_load * 0.5 * (v[q, k, 0, 0].real + v[q, k, 1, 1].real) + 1e-300
-            loaded[q, 0, 0] = v[q, k, 0, 0] + load
-            loaded[q, 1, 1] = v[q, k, 1, 1] + load
-            loaded[q, 0, 1] = v[q, k, 0, 1]
-            loaded[q, 1, 0] = v[q, k, 1, 0]
+        _load(v, k, eps_load, loaded)
         if whiten == 1:
             ok = whitened_pair(loaded[0], loaded[1], cov[k], wnew)
         else:
@@ -494,7 +573,7 @@ def direct_path_regularity(w: np.ndarray, k_lo: int, k_hi: int, out: np.ndarray)
 def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, cov: np.ndarray,
                buf: np.ndarray, cs: np.ndarray, lvl: np.ndarray, recent: np.ndarray, state: np.ndarray,
                params: np.ndarray, img: np.ndarray, learned: np.ndarray,
-               near: np.ndarray, k_near: int) -> None:
+               near: np.ndarray, k_near: int, w_out: np.ndarray) -> None:
     """Learn from F consecutive STFT frames and write each source's image at mic 0.
 
     Parameters
@@ -520,6 +599,9 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
         (:func:`direct_path_regularity`), the label's near-talker evidence.
     k_near : int
         Upper bin (exclusive) of that measure (2 kHz: above, spatial aliasing).
+    w_out : ndarray, shape (K, 2, 2), complex128
+        Written: the demixers the images were made with after the last frame
+        (:func:`applied_demixers` with ``ip2_output``, else a copy of ``w``).
     """
     st = state[0]
     p = params[0]
@@ -680,6 +762,13 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
             st.tainted_left -= 1.0
         learned[t] = code
         direct_path_regularity(w, k_lo, k_near, near[t])
+        if p.ip2_output == 1 and whiten == 1:
+            applied_demixers(v, p.eps_load, k_lo, w, w_out)
+        else:
+            for k in range(n_bins):
+                for q in range(2):
+                    for m in range(2):
+                        w_out[k, q, m] = w[k, q, m]
         # projection back: with D[q, m] = conj(w[k, q, m]) and A = D^-1, the image
         # of output q at mic 0 is A[0, q] y_q = D[1, 1] y_0 / det(D), and the two
         # images sum to x_0
@@ -689,10 +778,10 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                 img[t, 0, k] = 0.0
                 img[t, 1, k] = 0.0
                 continue
-            d00 = np.conj(w[k, 0, 0])
-            d01 = np.conj(w[k, 0, 1])
-            d10 = np.conj(w[k, 1, 0])
-            d11 = np.conj(w[k, 1, 1])
+            d00 = np.conj(w_out[k, 0, 0])
+            d01 = np.conj(w_out[k, 0, 1])
+            d10 = np.conj(w_out[k, 1, 0])
+            d11 = np.conj(w_out[k, 1, 1])
             det = d00 * d11 - d01 * d10
             if det.real * det.real + det.imag * det.imag > 1e-300:
                 c = d11 / det

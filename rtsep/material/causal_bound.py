@@ -223,6 +223,6 @@ def stream_with_snapshots(mix: np.ndarray, fs: float, times: tuple[float, ...], 
             wall += time.perf_counter() - t0
             i = j
         if m in marks:
-            snaps[m / fs] = eng.w.copy()
+            snaps[m / fs] = eng.w_out.copy()  # the demixers the audio went through
     out = np.stack([np.concatenate([o[q] for o in outs])[lat:lat + mix.shape[0]] for q in range(2)])
     return Snapshots(snaps, out, eng.k_lo, wall, eng.info())
