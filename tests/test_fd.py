@@ -14,7 +14,7 @@ from rtsep import Separator
 from rtsep.config import FdParams
 from rtsep.engines.fd import FrequencyDomainEngine
 from rtsep.errors import ConfigError
-from rtsep.kernels.iva import iva_frames, new_counters, new_params
+from rtsep.kernels.iva import applied_demixers, iva_frames, new_counters, new_params
 from rtsep.kernels.iva_pair import gev_pair, whitened_pair
 from rtsep.kernels.records import kernel_record
 
@@ -358,6 +358,41 @@ def test_ip2_refuses_a_degenerate_pencil() -> None:
     v = _random_hpd(np.random.default_rng(1))
     assert not gev_pair(v, 2.0 * v, out)
     assert not out.any()
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_the_applied_demixers_unmix_the_weighted_covariances_in_the_whitened_outputs_order(swap: bool) -> None:
+    rng = np.random.default_rng(7)
+    n_bins = 9
+    a = rng.standard_normal((n_bins, 2, 2)) + 1j * rng.standard_normal((n_bins, 2, 2))
+    # weighted covariances of two sources through the mixing a: each V_q weighs its source less
+    lam = np.array([[0.2, 3.0], [2.5, 0.3]])
+    v = np.einsum("kms,qs,kns->qkmn", a, lam, a.conj())
+    # whitened demixers that already point the right way, but only roughly, output order chosen
+    exact = np.conj(np.linalg.inv(a))  # rows w_q with conj(w_q) x = source q
+    w = exact + 0.2 * (rng.standard_normal(exact.shape) + 1j * rng.standard_normal(exact.shape))
+    if swap:
+        w = w[:, ::-1].copy()
+    out = np.empty_like(w)
+    applied_demixers(v, 0.0, 1, w, out)
+    np.testing.assert_array_equal(out[0], w[0])  # below k_lo: the whitened demixer
+    for k in range(1, n_bins):
+        for q in range(2):
+            want = exact[k, 1 - q if swap else q]
+            # the same demixing vector up to its scale and phase
+            c = np.vdot(want, out[k, q]) / np.vdot(want, want)
+            np.testing.assert_allclose(out[k, q], c * want, rtol=1e-9, atol=1e-12)
+
+
+def test_without_ip2_output_the_audio_goes_through_the_whitened_demixers() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.laplace(size=(3 * FS, 2)) @ np.array([[1.0, 0.6], [0.4, 1.0]])
+    eng = FrequencyDomainEngine(FS, 2, ip2_output=False)
+    eng.process(x)
+    np.testing.assert_array_equal(eng.w_out, eng.w)
+    eng = FrequencyDomainEngine(FS, 2)
+    eng.process(x)
+    assert not np.allclose(eng.w_out[eng.k_lo:], eng.w[eng.k_lo:])
 
 
 def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start_passes, every,
