@@ -386,8 +386,10 @@ class FdParams(LabelFields):
         update but, left to drive its own weights, locks some rooms into a
         poor optimum during the warm-up (café rooms: voice SIRi 8.7 → 3.1
         dB); decoupled, the weights follow the whitened run and the demixers
-        keep IP2's accuracy. Measured offline over 38 real-material rooms
-        (bench/ROOMS.md, 2026-11-30), voice SIRi with the post-filter off.
+        keep IP2's accuracy. From the end of the warm-up on (``warmup_s``):
+        on its few seconds IP2 is the worse, and the voice label decides
+        there. Measured over 38 real-material rooms (bench/ROOMS.md,
+        bench/VOICECALL.md, 2026-11-30).
     min_hz : float
         Bins below this frequency (Hz) are not separated: DC, rumble and
         handling noise go to the background whole.

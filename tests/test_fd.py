@@ -386,7 +386,7 @@ def test_the_applied_demixers_unmix_the_weighted_covariances_in_the_whitened_out
 
 def test_without_ip2_output_the_audio_goes_through_the_whitened_demixers() -> None:
     rng = np.random.default_rng(3)
-    x = rng.laplace(size=(3 * FS, 2)) @ np.array([[1.0, 0.6], [0.4, 1.0]])
+    x = rng.laplace(size=(6 * FS, 2)) @ np.array([[1.0, 0.6], [0.4, 1.0]])  # past the 4 s warm-up
     eng = FrequencyDomainEngine(FS, 2, ip2_output=False)
     eng.process(x)
     np.testing.assert_array_equal(eng.w_out, eng.w)
@@ -399,8 +399,9 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
                passes, n_warm, whiten, ip2_output=0):
     """Plain-numpy online AuxIVA with warm-up, written from DESIGN §3 (slow, clear).
 
-    With ``whiten`` and ``ip2_output`` the images come from the generalised
-    eigenvectors of the weighted covariances, in the whitened outputs' order.
+    With ``whiten`` and ``ip2_output`` the images come, once the warm-up's
+    frames are in, from the generalised eigenvectors of the weighted
+    covariances, in the whitened outputs' order.
     """
     n_frames, _, n_bins = xf.shape
     w = np.zeros((n_bins, 2, 2), complex)
@@ -482,7 +483,7 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
                 phi = np.maximum(r, r_floor * mean_r) ** (shape - 2)
                 v[:] = a * v_old + (1 - a) * phi[:, None, None, None] * xx(x)[None]
                 update()
-        d = applied(w).conj() if whiten and ip2_output else w.conj()
+        d = applied(w).conj() if whiten and ip2_output and n >= n_warm else w.conj()
         y0 = d[:, 0, 0] * x[0] + d[:, 0, 1] * x[1]
         det = d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0]
         imgs[t, 0, k_lo:] = (d[:, 1, 1] * y0 / det)[k_lo:]

@@ -231,8 +231,9 @@ def applied_demixers(v: np.ndarray, eps_load: float, k_lo: int, w: np.ndarray, o
     accurate demixers; IP2's closed form on the *same* weighted covariances
     is the unconstrained optimum of the auxiliary function for those weights
     (bench/ROOMS.md, 2026-11-30). The whitened demixers ``w`` go on driving
-    the weights; these are what the audio goes through. Bins below ``k_lo``
-    and bins whose pencil is degenerate (the first frames) keep ``w``.
+    the weights; these are what the audio goes through once the warm-up is
+    over (:func:`iva_frames`). Bins below ``k_lo`` and bins whose pencil is
+    degenerate keep ``w``.
 
     Parameters
     ----------
@@ -601,7 +602,8 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
         Upper bin (exclusive) of that measure (2 kHz: above, spatial aliasing).
     w_out : ndarray, shape (K, 2, 2), complex128
         Written: the demixers the images were made with after the last frame
-        (:func:`applied_demixers` with ``ip2_output``, else a copy of ``w``).
+        (:func:`applied_demixers` with ``ip2_output`` once the warm-up's B
+        frames are in, else a copy of ``w``).
     """
     st = state[0]
     p = params[0]
@@ -762,7 +764,10 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
             st.tainted_left -= 1.0
         learned[t] = code
         direct_path_regularity(w, k_lo, k_near, near[t])
-        if p.ip2_output == 1 and whiten == 1:
+        # not in the warm-up: IP2 on a few seconds of frames is worse than the
+        # whitened demixers, and the voice label decides on those first
+        # seconds (two voice-call rooms labelled the wrong output for 8-10 s)
+        if p.ip2_output == 1 and whiten == 1 and st.frames >= n_warm:
             applied_demixers(v, p.eps_load, k_lo, w, w_out)
         else:
             for k in range(n_bins):
