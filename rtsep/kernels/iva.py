@@ -20,6 +20,11 @@ size):
   constrained to be uncorrelated and U from the eigenvectors of the
   whitened ``V_1 - V_2``.
 
+With both (``whiten`` and ``ip2_output``, the default) the whitened demixers
+drive the source weights and, after the warm-up, the audio goes through IP2's
+demixers of the same weighted covariances (:func:`applied_demixers`): IP2's
+accuracy without the poor optimum its own weights can lock into.
+
 The first seconds are a warm-up: frames are kept and re-weighted in batch
 passes (see :func:`iva_frames`), because the weight a frame gets depends on
 the demixer, which is wrong when the first frames arrive. Each output is
@@ -774,7 +779,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                 for q in range(2):
                     for m in range(2):
                         w_out[k, q, m] = w[k, q, m]
-        # projection back: with D[q, m] = conj(w[k, q, m]) and A = D^-1, the image
+        # projection back: with D[q, m] = conj(w_out[k, q, m]) and A = D^-1, the image
         # of output q at mic 0 is A[0, q] y_q = D[1, 1] y_0 / det(D), and the two
         # images sum to x_0
         for k in range(n_bins):
