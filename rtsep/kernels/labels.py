@@ -131,7 +131,10 @@ def _talkers(st, p: LabelParams, c: int, cur: int) -> bool:
 @njit(cache=True)
 def _order(a: float, b: float) -> int:
     """1 if a > b, -1 if a < b, 0 if equal."""
-    return (a > b) - (a < b)
+    # not (a > b) - (a < b): without the JIT numpy scalars give numpy bools, which do not subtract
+    if a > b:
+        return 1
+    return -1 if a < b else 0
 
 
 @njit(cache=True)
