@@ -415,9 +415,13 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
         y = np.einsum("kqm,mk->qk", w.conj(), x)[:, k_lo:]
         return np.sqrt(np.mean(np.abs(y) ** 2, axis=1))
 
+    def loaded(k):
+        # each V_q with diagonal loading relative to its mean eigenvalue
+        return [v[q, k] + eps_load * np.trace(v[q, k]).real / 2 * np.eye(2) for q in range(2)]
+
     def update():
         for k in range(k_lo, n_bins):
-            vl = [v[q, k] + eps_load * np.trace(v[q, k]).real / 2 * np.eye(2) for q in range(2)]
+            vl = loaded(k)
             if whiten:
                 # W = U C^-1/2, rows of U the eigenvectors of C^-1/2 (V1 - V2) C^-1/2
                 lc, uc = np.linalg.eigh(cov[k])
@@ -442,7 +446,7 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
     def applied(w):
         out = w.copy()
         for k in range(k_lo, n_bins):
-            vl = [v[q, k] + eps_load * np.trace(v[q, k]).real / 2 * np.eye(2) for q in range(2)]
+            vl = loaded(k)
             if not np.abs(vl[1]).any():
                 continue
             _, vec = scipy.linalg.eigh(vl[0], vl[1])
