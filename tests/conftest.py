@@ -9,6 +9,16 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import signal  # noqa: E402
+
+# The Ctrl-C specs send SIGINT to an rtsep child as a terminal would. A shell
+# that starts the suite in the background (`bash tools/dev.sh test &`) hands it
+# SIGINT ignored, and an ignored signal stays ignored across exec: the children
+# would never see the key. A handler (not SIG_IGN) is reset to the default at
+# exec, so the children start as they would under a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 import numpy as np  # noqa: E402
 import pytest
 from hypothesis import settings  # noqa: E402
