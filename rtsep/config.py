@@ -291,8 +291,26 @@ class TdParams(LabelFields):
 
 #: Frame length aimed at when ``frame`` is left to the engine: 64 ms (1024
 #: samples at 16 kHz) measured best on simulated rooms (RT60 0.15-0.7 s); at
-#: other rates the nearest power of two to the same duration.
+#: other rates the nearest frame length of :func:`fd_frame_lengths` to the same
+#: duration.
 AUTO_FRAME_S = 0.064
+
+
+def fd_frame_lengths() -> tuple[int, ...]:
+    """The fd engine's frame lengths (samples): powers of two and three times them, 64 to 16384.
+
+    Why three times a power of two: 48 kHz, the rate most sound cards default
+    to, has no power of two near 64 ms (2048 is 42.7 ms, its bins too wide for
+    the post-filter's comb valleys; 4096 is 85.3 ms of latency), and 3072 is
+    exactly 64 ms, the 16 kHz default's time and frequency resolution (numpy's
+    FFT is as fast on 3 · 2^k as on 2^k).
+
+    Returns
+    -------
+    tuple of int
+        Ascending: 64, 96, 128, 192, …, 12288, 16384.
+    """
+    return tuple(sorted({m << k for m in (1, 3) for k in range(5, 15) if 64 <= m << k <= 16384}))
 #: Source priors of the fd engine and the shape of their weight function.
 _PRIORS = {"laplace": 1.0, "gauss": 0.0}
 
@@ -321,9 +339,10 @@ class FdParams(LabelFields):
     Attributes
     ----------
     frame : int or None
-        STFT frame length (samples, a power of two, 64 to 16384). It is the
-        algorithmic latency (but see ``low_delay``). ``None`` or ``"auto"``:
-        the power of two nearest 64 ms (1024 at 16 kHz).
+        STFT frame length (samples, 64 to 16384: a power of two or three
+        times one, :func:`fd_frame_lengths`). It is the algorithmic latency
+        (but see ``low_delay``). ``None`` or ``"auto"``: the length nearest
+        64 ms (1024 at 16 kHz, 3072 at 48 kHz, 3072 = 69.7 ms at 44.1 kHz).
     overlap : int
         Frame length / hop (2, 4 or 8).
     low_delay : bool
@@ -510,11 +529,13 @@ class FdParams(LabelFields):
     def validated(self, fs: float, channels: int) -> "FdParams":
         """Return a copy with every value checked against ``fs`` (Hz) and ``channels``."""
         if self.frame is None or self.frame == "auto":
-            frame = 1 << max(6, min(14, round(math.log2(AUTO_FRAME_S * fs))))
+            aim = math.log(AUTO_FRAME_S * fs)
+            frame = min(fd_frame_lengths(), key=lambda n: abs(math.log(n) - aim))
         else:
             frame = check_range("frame", self.frame, 64, 16384, kind=int)
-            if frame & (frame - 1):
-                raise ConfigError(f"frame={self.frame!r} must be a power of two (e.g. 512, 1024, 2048)")
+            if frame not in fd_frame_lengths():
+                raise ConfigError(f"frame={self.frame!r} must be a power of two or three times one "
+                                  f"(e.g. 512, 1024, 2048, 3072)")
         overlap = check_range("overlap", self.overlap, 2, 8, kind=int)
         if overlap not in (2, 4, 8):
             raise ConfigError(f"overlap={self.overlap!r} must be 2, 4 or 8 (frame / hop)")

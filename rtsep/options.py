@@ -86,7 +86,7 @@ def parse_channels(text: str | None) -> list[int] | None:
 #: makes things worse) and fd about +5 dB (bench/RESULTS.md); td stays one
 #: flag away for zero-latency use on instantaneous mixtures.
 DEFAULT_ENGINE = "fd"
-ENGINE_HELP = ("fd: frequency-domain online IVA for real rooms, one frame (1023 samples = 63.9 ms at 16 kHz) "
+ENGINE_HELP = ("fd: frequency-domain online IVA for real rooms, one frame (64 ms: 1023 samples at 16 kHz, 3071 at 48 kHz) "
                "of delay; td: time-domain PCA + kurtosis ICA, no added delay, for instantaneous mixtures "
                "(coincident mics, synthetic mixes)")
 #: why the commands that take recordings or microphones default to fd (the Python API defaults to td)
