@@ -311,6 +311,8 @@ def fd_frame_lengths() -> tuple[int, ...]:
         Ascending: 64, 96, 128, 192, …, 12288, 16384.
     """
     return tuple(sorted({m << k for m in (1, 3) for k in range(5, 15) if 64 <= m << k <= 16384}))
+
+
 #: Source priors of the fd engine and the shape of their weight function.
 _PRIORS = {"laplace": 1.0, "gauss": 0.0}
 

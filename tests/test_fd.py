@@ -13,6 +13,7 @@ from scipy.signal import lfilter
 from rtsep import Separator
 from rtsep.config import FdParams
 from rtsep.engines.fd import FrequencyDomainEngine
+from rtsep.postfilter import PostFilter
 from rtsep.errors import ConfigError
 from rtsep.kernels.iva import applied_demixers, iva_frames, new_counters, new_params
 from rtsep.kernels.iva_pair import gev_pair, whitened_pair
@@ -91,6 +92,9 @@ def test_at_the_sound_cards_rates_the_default_frame_stays_near_64_ms(fs, frame, 
     assert sym.frame == frame
     assert round(1e3 * (sym.latency_samples + 1) / fs, 1) == latency_ms
     assert round(1e3 * (low.latency_samples + 1) / fs, 1) == low_delay_ms
+    assert PostFilter(fs, frame, frame // 4, valleys=True).valleys  # bins fine enough for the comb valleys
+    if fs >= 44100:  # where the power of two under 64 ms was the other choice, it had not
+        assert not PostFilter(fs, 2048, 512, valleys=True).valleys
     x = 0.05 * np.random.default_rng(0).laplace(size=(fs // 4, 2))
     v, b = sym.process(x)
     assert v.shape == b.shape == (fs // 4,) and np.all(np.isfinite(v))
