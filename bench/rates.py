@@ -15,7 +15,8 @@ Run (about 10 min per option on one core for both sets)::
     python bench/rates.py [--holdout] [--seconds 25] [--options 16k,48k,48k-4096] [--json F]
 
 Options: ``16k`` (the reference), ``48k`` and ``44k`` (the defaults at that
-rate), ``48k-N`` / ``44k-N`` (frame N samples).
+rate), ``48k-N`` / ``44k-N`` (frame N samples), ``16k-ld`` / ``48k-ld`` / ``44k-ld``
+(``--low-delay``).
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ RATES = {"16k": 16000, "44k": 44100, "48k": 48000}
 
 
 def parse_option(name: str) -> tuple[int, dict]:
-    """``48k`` -> (48000, {}); ``48k-4096`` -> (48000, {"frame": 4096})."""
-    rate, _, frame = name.partition("-")
-    if rate not in RATES:
-        raise SystemExit(f"unknown option {name!r}: a rate of {sorted(RATES)} and optionally -FRAME")
-    return RATES[rate], ({"frame": int(frame)} if frame else {})
+    """``48k`` -> (48000, {}); ``48k-4096`` -> (48000, {"frame": 4096}); ``48k-ld`` -> low_delay."""
+    rate, _, rest = name.partition("-")
+    if rate not in RATES or not (rest == "" or rest == "ld" or rest.isdigit()):
+        raise SystemExit(f"unknown option {name!r}: a rate of {sorted(RATES)}, optionally -FRAME or -ld")
+    if rest == "ld":
+        return RATES[rate], {"low_delay": True}
+    return RATES[rate], ({"frame": int(rest)} if rest else {})
 
 
 def run_at(mix: np.ndarray, fs: int, params: dict) -> tuple[np.ndarray, int, float]:
