@@ -12,7 +12,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,11 +70,27 @@ class Served:
             m = re.search(r"ws://([\d.]+):(\d+)", line)
             if m:
                 self.host, self.port = m.group(1), int(m.group(2))
+                self._start_draining()
                 return
             if not line and self.proc.poll() is not None:
                 break
         self.stop()
         raise RuntimeError(f"rtsep serve did not start: {line!r}")
+
+    def _start_draining(self) -> None:
+        # nobody else reads the server's stderr once it listens: a full pipe would block
+        # it mid-session (a stream that never gets "ready"); the tail is kept for failures
+        self.tail: deque[str] = deque(maxlen=40)
+
+        def drain() -> None:
+            for text in self.proc.stderr:
+                self.tail.append(text.rstrip())
+
+        threading.Thread(target=drain, daemon=True).start()
+
+    def log(self) -> str:
+        """The server's last stderr lines (for a failing test's message)."""
+        return "\n".join(self.tail)
 
     @property
     def http(self) -> str:

@@ -76,7 +76,12 @@ def run_page(wav: Path, downloads: Path, query: str = "", record_s: float = RECO
         rig.wait_for("the page's script", lambda: driver.execute_script("return !!window.rtsep"), 60)
         driver.find_element("id", "start").click()
         # A fresh server compiles its kernels for the first stream: up to a minute on 2 cores.
-        rig.wait_for("the stream to be ready", lambda: page_state(driver)["ready"], 150)
+        try:
+            rig.wait_for("the stream to be ready", lambda: page_state(driver)["ready"], 150)
+        except AssertionError as exc:
+            state = page_state(driver)
+            raise AssertionError(f"{exc}; the page: status {state.get('status')!r}, errors {state.get('errors')}, notices "
+                                 f"{state.get('notices')}; the server's stderr:\n{server.log()}") from None
         if swap:  # a round trip through the server, and a second swap undoes it
             driver.find_element("id", "swap").click()
             rig.wait_for("the server to confirm the swap", lambda: page_state(driver)["swapped"] is True, 10)
