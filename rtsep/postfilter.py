@@ -64,6 +64,13 @@ _TRACK_INIT_S = 0.08
 #: Bins wider than this (Hz) blur a comb's teeth into its valleys (fd at frame 512,
 #: td's 32 ms filter bank): the comb valleys are off there.
 _VALLEY_MAX_BIN_HZ = 20.0
+#: Pause gate (kernel step 8): a frame within this of the floor is a pause (dB), speech
+#: keeps the gate open this long (s), the frame energy is smoothed and the gate falls
+#: with these time constants (s) -- the values screened by bench/screen_pause_gate.py
+#: (0.7 and 0.8 per 16 ms frame).
+_GATE_NEAR_DB = 6.0
+_GATE_HANG_S = 0.15
+_GATE_SMOOTH_S, _GATE_RELEASE_S = 0.0449, 0.0717
 
 
 class PostFilter:
@@ -136,6 +143,11 @@ class PostFilter:
         café (3.3-3.7) and a second talker (4.7-5.4) are where the background
         output's power misses what is left in the voice. (-1, 0): whatever the
         background does.
+    pause_gate_db : float
+        Depth (dB, 0 to 60) of the pause gate (kernel step 8): the whole frame
+        goes down by up to this much where the gained voice's energy sits
+        within 6 dB of its 1.5 s floor and no speech was seen in the last
+        0.15 s. 0 (the default) switches it off, bit for bit.
 
     Attributes
     ----------
@@ -148,7 +160,7 @@ class PostFilter:
                  leak_tau_s: float = 2.0, alpha_dd: float = 0.95, floor_weight: float = 0.0,
                  voice_tau_s: float = 0.05, speech_floor_db: float = DEFAULT_SPEECH_FLOOR_DB,
                  spp: bool = True, valleys: bool = False, track_weight: float = 1.0,
-                 valley_fluct_db: tuple[float, float] = (3.0, 3.5)) -> None:
+                 valley_fluct_db: tuple[float, float] = (3.0, 3.5), pause_gate_db: float = 0.0) -> None:
         self.fs = check_range("fs (sample rate, Hz)", fs, 1000, 192000)
         self.frame = check_range("frame", frame, 8, 1 << 16, kind=int)
         self.hop = check_range("hop", hop, 1, self.frame, kind=int)
@@ -164,6 +176,7 @@ class PostFilter:
         floor_weight = check_range("floor_weight", floor_weight, 0.0, 10.0)
         voice_tau_s = check_range("voice_tau_s", voice_tau_s, 0.0, 10.0)
         track_weight = check_range("track_weight", track_weight, 0.0, 10.0)
+        pause_gate_db = check_range("pause_gate_db", pause_gate_db, 0.0, 60.0)
         speech_floor_db = check_range("speech_floor_db", speech_floor_db, 0.0, 60.0)
         fluct_lo = check_range("valley_fluct_db[0]", valley_fluct_db[0], -1.0, 60.0)
         fluct_hi = check_range("valley_fluct_db[1]", valley_fluct_db[1], -1.0, 60.0)
@@ -199,7 +212,10 @@ class PostFilter:
                                  fluct_lo_db=fluct_lo, fluct_hi_db=fluct_hi,
                                  track_weight=track_weight, a_track=forget(_TRACK_TAU_S),
                                  a_track_p=forget(_TRACK_P_TAU_S), track_xi=10.0 ** (_TRACK_XI_DB / 10.0),
-                                 track_p_max=_TRACK_P_MAX, track_init=max(1, round(_TRACK_INIT_S * frames_per_s)))
+                                 track_p_max=_TRACK_P_MAX, track_init=max(1, round(_TRACK_INIT_S * frames_per_s)),
+                                 gate_db=pause_gate_db, gate_near_db=_GATE_NEAR_DB,
+                                 gate_hang=max(1, round(_GATE_HANG_S * frames_per_s)),
+                                 a_gate=forget(_GATE_SMOOTH_S), a_gate_release=forget(_GATE_RELEASE_S))
         self.gain = np.ones(self.n_bins)
         self._work = np.zeros((7, max(self.n_bins, *widths)))
         self.reset()
@@ -225,10 +241,11 @@ class PostFilter:
         self.scene = np.zeros(3)
         self.lam_v = np.zeros(k)
         self.p_bar = np.zeros(k)
+        self.gate = np.concatenate([np.zeros(3), np.full(_N_SUB + 1, np.inf)])
         self.count = np.zeros(2, dtype=np.int64)
 
     _STATE = ("p_b", "phi_bb", "phi_vb", "s2_prev", "p_v", "p_min", "zeta", "h_psd", "scene", "lam_v", "p_bar",
-              "count")
+              "gate", "count")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of the state arrays (enough to resume exactly)."""
@@ -259,8 +276,8 @@ class PostFilter:
             raise InputFormatError(f"process_frame needs two spectra of shape ({self.n_bins},), "
                                    f"got {v.shape} and {b.shape}")
         postfilter_frame(v, b, self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min,
-                         self.zeta, self.h_psd, self.scene, self.lam_v, self.p_bar, self.count, self.params,
-                         self._work, self.gain)
+                         self.zeta, self.h_psd, self.scene, self.lam_v, self.p_bar, self.gate, self.count,
+                         self.params, self._work, self.gain)
         return self.gain
 
     def process_frames(self, v: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -282,8 +299,8 @@ class PostFilter:
         gains = np.empty(v.shape)
         postfilter_frames(np.ascontiguousarray(v, dtype=np.complex128), np.ascontiguousarray(b, dtype=np.complex128),
                           self.p_b, self.phi_bb, self.phi_vb, self.s2_prev, self.p_v, self.p_min, self.zeta,
-                          self.h_psd, self.scene, self.lam_v, self.p_bar, self.count, self.params, self._work,
-                          gains)
+                          self.h_psd, self.scene, self.lam_v, self.p_bar, self.gate, self.count, self.params,
+                          self._work, gains)
         return gains
 
 

@@ -108,7 +108,7 @@ def test_low_delay_windows_halve_the_latency_at_the_same_frequency_resolution() 
 
 
 @pytest.mark.parametrize("bad", [
-    dict(frame=1000), dict(frame=3000), dict(frame=32), dict(frame=5 * 1024), dict(frame="big"), dict(overlap=3), dict(memory_s=0),
+    dict(frame=1000), dict(frame=3000), dict(frame=32), dict(frame=5 * 1024), dict(pause_gate_db=-1), dict(frame="big"), dict(overlap=3), dict(memory_s=0),
     dict(iterations=0), dict(prior="cauchy"), dict(prior=["gauss"]), dict(whiten="maybe"), dict(whiten=2), dict(min_hz=-1),
     dict(ref_mic=2), dict(second_mic=0), dict(voice=2), dict(warmup_s=-1),
     dict(start_s=5.0), dict(label_margin=float("nan")), dict(low_delay=True, overlap=2), dict(low_delay="maybe"),
@@ -151,7 +151,8 @@ def test_block_size_invariance(mix: np.ndarray, whole, sizes) -> None:
 
 @pytest.mark.parametrize("variant", [dict(whiten=False), dict(prior="laplace", iterations=2), dict(overlap=2),
                                      dict(warmup_s=0.0), dict(restart_s=0.0, label_first_s=0.0),
-                                     dict(low_delay=True), dict(low_delay=True, overlap=8, suppress_db=0)], ids=str)
+                                     dict(low_delay=True), dict(low_delay=True, overlap=8, suppress_db=0),
+                                     dict(pause_gate_db=20.0)], ids=str)
 def test_variants_are_block_size_invariant_and_finite(mix: np.ndarray, variant: dict) -> None:
     cfg = {**CFG, **variant}
     v, b = FrequencyDomainEngine(FS, 2, **cfg).process(mix)
@@ -274,10 +275,12 @@ def test_warmup_and_reset_do_not_change_the_output(mix: np.ndarray, whole) -> No
     np.testing.assert_array_equal(v, whole[0])
 
 
-@pytest.mark.parametrize("low_delay", [False, True], ids=["symmetric", "low_delay"])
-def test_state_arrays_resume_the_stream(mix: np.ndarray, whole, low_delay: bool) -> None:
-    eng = FrequencyDomainEngine(FS, 2, low_delay=low_delay, **CFG)
-    want = whole[0] if not low_delay else FrequencyDomainEngine(FS, 2, low_delay=True, **CFG).process(mix)[0]
+@pytest.mark.parametrize("kw", [{}, {"low_delay": True}, {"pause_gate_db": 20.0}],
+                         ids=["symmetric", "low_delay", "pause_gate"])
+def test_state_arrays_resume_the_stream(mix: np.ndarray, whole, kw: dict) -> None:
+    low_delay = kw.get("low_delay", False)
+    eng = FrequencyDomainEngine(FS, 2, **kw, **CFG)
+    want = whole[0] if not kw else FrequencyDomainEngine(FS, 2, **kw, **CFG).process(mix)[0]
     half = len(mix) // 2
     first, _ = eng.process(mix[:half])
     saved = eng.state_arrays()

@@ -113,6 +113,31 @@ def test_between_words_the_residual_goes_down_to_the_deeper_floor() -> None:
     assert speech > -1.6, speech
 
 
+def test_the_pause_gate_takes_a_pause_down_by_its_depth_and_leaves_the_speech() -> None:
+    # the mixture above with one second of silence put in the talker's speech: over its last
+    # half second (past the 0.15 s hangover and the fall) the residual goes 20 dB further down;
+    # the speech keeps its energy (onsets open the gate at once, the hangover keeps word ends)
+    s, b = _speech_and_noise()
+    cut = len(s) // 2
+    s = np.concatenate([s[:cut], np.zeros(FS), s[cut:]])
+    n = np.concatenate([b, b[:FS]]) * 10 ** (-RESIDUAL_DB / 20)
+    S, N = _stft(s), _stft(n)
+    quiet = slice((cut + FS // 2) // HOP + 4, (cut + FS) // HOP - 4)
+
+    def run(pf: PostFilter) -> tuple[float, float]:
+        g = np.array([pf.process_frame(S[j] + N[j], N[j] / 10 ** (-RESIDUAL_DB / 20)).copy()
+                      for j in range(S.shape[0])])
+        pause = np.sum(np.abs(g[quiet] * N[quiet]) ** 2) / np.sum(np.abs(N[quiet]) ** 2)
+        speech = np.sum(np.abs(g * S) ** 2) / np.sum(np.abs(S) ** 2)
+        return 10 * math.log10(pause), 10 * math.log10(speech)
+
+    (pause, speech), (gated_pause, gated_speech) = run(PostFilter(FS, N_FFT, HOP)), \
+        run(PostFilter(FS, N_FFT, HOP, pause_gate_db=20.0))
+    print("pause", pause, "->", gated_pause, "; speech", speech, "->", gated_speech)
+    assert gated_pause < pause - 18.0, (pause, gated_pause)
+    assert gated_speech > speech - 0.5, (speech, gated_speech)
+
+
 def test_the_comb_valleys_cost_a_clean_voice_under_a_db() -> None:
     # the valley estimate also holds some of the voice's own power (between its
     # harmonics, and in frames where the comb does not fit the talker): on a voice with a
@@ -311,6 +336,8 @@ def _naive_gains(frames: list[tuple[np.ndarray, np.ndarray]], params: np.ndarray
     h_psd, n_valley, scene = np.zeros(K), 0, np.zeros(3)
     w_t, xi_h1, p_stuck = p["track_weight"], p["track_xi"], p["track_p_max"]
     lam_v, p_bar = np.zeros(K), np.zeros(K)
+    energies: list[float] = []  # the gated frames' energies (dB), for the pause gate's floor
+    smooth, hold, gate_level = 0.0, 0, 0.0
     out = []
     for i, (v, b) in enumerate(frames, start=1):
         h_lam = None
@@ -363,13 +390,25 @@ def _naive_gains(frames: list[tuple[np.ndarray, np.ndarray]], params: np.ndarray
             g = g ** presence * g_absent ** (1 - presence)
             g = np.clip(_hann_average(g, int(p["n_smooth"])), min(g_min, g_absent), 1.0)
         s2 = g * g * np.abs(v) ** 2
+        if p["gate_db"] > 0:
+            # the pause gate: the gained frame's energy against the least of it over the
+            # current sub-window and the 8 complete ones before it
+            level = 10 * np.log10(np.sum(s2) + 1e-30)
+            energies.append(level)
+            smooth = level if i == 1 else p["a_gate"] * smooth + (1 - p["a_gate"]) * level
+            hold = p["gate_hang"] if smooth > min(energies[first:]) + p["gate_near_db"] else max(hold - 1, 0)
+            target = 0.0 if hold > 0 else -p["gate_db"]
+            gate_level = target if target >= gate_level else (p["a_gate_release"] * gate_level
+                                                              + (1 - p["a_gate_release"]) * target)
+            g = g * 10 ** (gate_level / 20)
         out.append(g)
     return np.array(out)
 
 
 @pytest.mark.parametrize("rule", ["wiener", "lsa"])
 @pytest.mark.parametrize("kw", [{}, {"spp": False}, {"floor_weight": 2.0, "track_weight": 0.0},
-                                {"floor_weight": 1.0, "leak_weight": 1.0, "beta0": 0.5}, {"valleys": True}])
+                                {"floor_weight": 1.0, "leak_weight": 1.0, "beta0": 0.5}, {"valleys": True},
+                                {"pause_gate_db": 20.0}])
 def test_kernel_matches_a_plain_numpy_reference(rule: str, kw: dict) -> None:
     s, n = _speech_and_noise()
     S, N = _stft(s[:16000]), _stft(n[:16000])

@@ -82,6 +82,15 @@ reference of that background. Per STFT bin ``k`` and frame:
    isolated bins that flip between floor and one are what is heard as musical
    noise. Clipped to ``[min(g_speech, g_absent), 1]``; ``g_speech = 1`` (suppress
    0) gives every gain exactly 1.
+8. Pause gate (optional, ``gate_db`` > 0): the energy of the gained voice in
+   each frame, smoothed (``a_gate``), against its floor (the least frame
+   energy over the minimum statistics' window, kept as sub-window minima); a
+   frame within ``gate_near_db`` of the floor is a pause unless speech was
+   seen in the last ``gate_hang`` frames, and there every gain goes down by
+   up to ``gate_db`` (at once back up when speech returns, falling with
+   ``a_gate_release``). Why: DNSMOS hears the level left between words
+   (DeepFilterNet3's pauses spliced into fd's voice raised OVRL where the
+   same level from a steady attenuation did as much: bench/VOICECALL.md).
 
 Parameters travel in one :data:`PARAMS` record read by name (``p.g_min``); the
 owner object is :class:`rtsep.postfilter.PostFilter`.
@@ -139,6 +148,11 @@ PARAMS = np.dtype([
     ("track_xi", "f8"),      # a-priori SNR assumed where speech is present (linear)
     ("track_p_max", "f8"),   # presence probability above which the estimate is taken as stuck
     ("track_init", "i8"),    # frames whose least power is the estimate's start
+    ("gate_db", "f8"),       # pause gate: depth (dB) of the whole frame's extra attenuation in pauses (0: off)
+    ("gate_near_db", "f8"),  # ... a frame within this of the gained voice's energy floor is a pause (dB)
+    ("gate_hang", "i8"),     # ... frames a speech frame keeps the gate open
+    ("a_gate", "f8"),        # ... forgetting factor per frame of the smoothed frame energy
+    ("a_gate_release", "f8"),  # ... per frame of the gate's fall (it rises at once)
 ])
 
 
@@ -320,8 +334,8 @@ def valley_estimate(pv: np.ndarray, spacing_hz: float, p: np.void, out: np.ndarr
 def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.ndarray,
                      phi_vb: np.ndarray, s2_prev: np.ndarray, p_v: np.ndarray, p_min: np.ndarray,
                      zeta: np.ndarray, h_psd: np.ndarray, scene: np.ndarray, lam_v: np.ndarray,
-                     p_bar: np.ndarray, count: np.ndarray, params: np.ndarray, work: np.ndarray,
-                     gain: np.ndarray) -> None:
+                     p_bar: np.ndarray, gate: np.ndarray, count: np.ndarray, params: np.ndarray,
+                     work: np.ndarray, gain: np.ndarray) -> None:
     """Gains of one frame; updates the state arrays in place.
 
     Parameters
@@ -352,6 +366,10 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
         The voice's own noise tracked by speech presence (state, updated).
     p_bar : ndarray, shape (K,), float64
         Averaged speech-presence probability of that tracker (state, updated).
+    gate : ndarray, shape (U + 4,), float64
+        The pause gate's smoothed frame energy (dB), frames of speech hold left,
+        gate level (dB), and the frame-energy minima of the last U sub-windows
+        and of the current one (dB, +inf before they exist) (state, updated).
     count : ndarray, shape (2,), int64
         Frames seen, and frames with a valley estimate (state, updated); the
         averages grow their window until it reaches their time constant, so the
@@ -553,15 +571,50 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
             g = g_low
         gain[k] = g
         s2_prev[k] = g * g * pv_k[k]
+    if p.gate_db > 0.0:
+        _pause_gate(gain, pv_k, gate, n, sub_len, close, slot, p)
+
+
+@njit(cache=True)
+def _pause_gate(gain: np.ndarray, pv: np.ndarray, gate: np.ndarray, n: int, sub_len: int, close: bool,
+                slot: int, p: np.void) -> None:
+    """Step 8 on this frame's final gains (the decision-directed memory keeps the ungated ones)."""
+    n_sub = gate.shape[0] - 4
+    energy = 0.0
+    for k in range(gain.shape[0]):
+        energy += gain[k] * gain[k] * pv[k]
+    level = 10.0 * math.log10(energy + 1e-30)
+    gate[0] = level if n == 1 else p.a_gate * gate[0] + (1.0 - p.a_gate) * level
+    cur = 3 + n_sub
+    if n == 1 or (n - 1) % sub_len == 0 or level < gate[cur]:
+        gate[cur] = level
+    floor = gate[cur]
+    for u in range(n_sub):
+        if gate[3 + u] < floor:
+            floor = gate[3 + u]
+    if close:
+        gate[3 + slot] = gate[cur]
+    if gate[0] > floor + p.gate_near_db:
+        gate[1] = p.gate_hang
+    elif gate[1] > 0.0:
+        gate[1] -= 1.0
+    target = 0.0 if gate[1] > 0.0 else -p.gate_db
+    if target >= gate[2]:
+        gate[2] = target
+    else:
+        gate[2] = p.a_gate_release * gate[2] + (1.0 - p.a_gate_release) * target
+    factor = 10.0 ** (gate[2] / 20.0)
+    for k in range(gain.shape[0]):
+        gain[k] *= factor
 
 
 @njit(cache=True)
 def postfilter_frames(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.ndarray,
                       phi_vb: np.ndarray, s2_prev: np.ndarray, p_v: np.ndarray, p_min: np.ndarray,
                       zeta: np.ndarray, h_psd: np.ndarray, scene: np.ndarray, lam_v: np.ndarray,
-                      p_bar: np.ndarray, count: np.ndarray, params: np.ndarray, work: np.ndarray,
-                      gains: np.ndarray) -> None:
+                      p_bar: np.ndarray, gate: np.ndarray, count: np.ndarray, params: np.ndarray,
+                      work: np.ndarray, gains: np.ndarray) -> None:
     """:func:`postfilter_frame` over F consecutive frames: ``v``, ``b`` and ``gains`` are (F, K)."""
     for t in range(v.shape[0]):
         postfilter_frame(v[t], b[t], p_b, phi_bb, phi_vb, s2_prev, p_v, p_min, zeta, h_psd, scene, lam_v,
-                         p_bar, count, params, work, gains[t])
+                         p_bar, gate, count, params, work, gains[t])
