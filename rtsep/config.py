@@ -454,9 +454,10 @@ class FdParams(LabelFields):
         The post-filter's pause gate (:mod:`rtsep.kernels.postfilter`, step 8):
         frames of the voice output within 6 dB of its energy floor, with no
         speech in the last 0.15 s, go down by up to this much (dB, 0 to 60;
-        0, the default, is off). Screened offline on the voice-call rooms at
-        20 dB: DNSMOS OVRL +0.96 -> +1.02 at no PESQ cost (bench/VOICECALL.md);
-        off until measured through the engine.
+        0, the default, is off). At 20 dB on the voice-call rooms, through the
+        engine: DNSMOS OVRL +0.96 -> +1.01 (12 held-out: +0.74 -> +0.78), PESQ,
+        SDR and ESTOI unchanged (bench/VOICECALL.md); off until that page is
+        regenerated with it.
     comb_valleys : bool
         Let the post-filter's noise estimate also rise to the voice's power
         between the teeth of the harmonic comb that best fits each frame
