@@ -26,7 +26,6 @@ import json
 import math
 import pathlib
 import sys
-import time
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -65,16 +64,12 @@ def run_at(mix: np.ndarray, fs: int, params: dict) -> tuple[np.ndarray, int, flo
     up, down = fs // g, vc.FS // g
     x = resample_poly(mix, up, down, axis=0) if fs != vc.FS else mix
     sep = Separator(fs, engine="fd", **params).warmup()
-    lat = sep.latency_samples
-    block = round(vc.BLOCK * fs / vc.FS)
-    xp = np.concatenate([x, np.zeros((lat, 2))])
-    t0 = time.perf_counter()
-    voice = np.concatenate([sep.process(xp[i:i + block])[0] for i in range(0, len(xp), block)])
-    rtf = (time.perf_counter() - t0) / (len(x) / fs)
-    voice = voice[lat:lat + len(x)].astype(np.float64)
+    out, seconds = vc.stream(sep, x, round(vc.BLOCK * fs / vc.FS))
+    rtf = seconds / (len(x) / fs)
+    voice = out[0]
     if fs != vc.FS:
         voice = resample_poly(voice, down, up)
-    return voice[:len(mix)], lat, rtf
+    return voice[:len(mix)], sep.latency_samples, rtf
 
 
 def main(argv: list[str] | None = None) -> int:

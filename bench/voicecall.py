@@ -369,20 +369,35 @@ def run_rtsep(room: RoomMix, pinned: bool = True, engine: str = "fd", **params: 
 
     sep = Separator(FS, engine=engine, **params).warmup()
     x = room.mix
+    lab, dt = stream(sep, x)
+    lat = sep.latency_samples
+    pins = ([np.stack(separate(x, FS, engine=engine, voice=q, **params)).astype(np.float64) for q in (0, 1)]
+            if pinned else [])
+    return {"labelled": lab, "pinned": pins, "latency_samples": lat, "latency_ms": 1e3 * lat / FS, "seconds": dt}
+
+
+def stream(sep: Any, x: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, float]:
+    """A fresh separator streamed over ``x`` (n, 2) in blocks of ``block`` samples, as live.
+
+    Returns
+    -------
+    out : ndarray, shape (2, n), float64
+        Voice and background aligned with ``x`` (the separator's latency removed,
+        its tail flushed with zeros).
+    seconds : float
+        Time spent in ``sep.process`` over the blocks.
+    """
     lat = sep.latency_samples
     xp = np.concatenate([x, np.zeros((lat, 2))])
     t0 = time.perf_counter()
     vs, bs = [], []
-    for i in range(0, len(xp), BLOCK):
-        v, b = sep.process(xp[i:i + BLOCK])
+    for i in range(0, len(xp), block):
+        v, b = sep.process(xp[i:i + block])
         vs.append(v)
         bs.append(b)
     dt = time.perf_counter() - t0
-    lab = np.stack([np.concatenate(vs)[lat:lat + len(x)], np.concatenate(bs)[lat:lat + len(x)]])
-    pins = ([np.stack(separate(x, FS, engine=engine, voice=q, **params)).astype(np.float64) for q in (0, 1)]
-            if pinned else [])
-    return {"labelled": lab.astype(np.float64), "pinned": pins, "latency_samples": lat,
-            "latency_ms": 1e3 * lat / FS, "seconds": dt}
+    out = np.stack([np.concatenate(vs)[lat:lat + len(x)], np.concatenate(bs)[lat:lat + len(x)]])
+    return out.astype(np.float64), dt
 
 
 def better(pins: list[np.ndarray], room: RoomMix) -> np.ndarray:
