@@ -8,7 +8,9 @@ energy, smoothed (one pole, 0.3 per frame), against its running floor (the least
 smoothed energy of the last ``floor_s``); a frame within ``near_db`` of the floor
 is a pause, a speech frame holds "speech" for ``hang_s``; the gate goes up at
 once and down by a one-pole (0.8 per frame, about 50 ms) to ``depth_db`` below.
-Causal, but applied offline to the defaults' labelled voice.
+Causal, but applied offline to the defaults' labelled voice. The gate it led to is
+now step 8 of ``rtsep/kernels/postfilter.py`` (``--param pause_gate_db=20``, near 6 dB);
+this script keeps the offline screen of the variants around it.
 
 Run (about 5 min per set on one core)::
 
