@@ -82,6 +82,7 @@ FD_PF_DFN3 = "rtsep fd --suppress 16 --postfilter dfn3 (labelled)"
 FD_LD = "rtsep fd --low-delay (labelled)"
 FD_VALLEYS = "rtsep fd --param comb_valleys=false (labelled)"
 FD_LD_VALLEYS = "rtsep fd --low-delay --param comb_valleys=false (labelled)"
+FD_NO_GATE = "rtsep fd --param pause_gate_db=0 (labelled)"
 FD_LD_DFN3 = "rtsep fd --low-delay --postfilter dfn3 (labelled)"
 TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
@@ -103,6 +104,9 @@ FD_ROWS = {
                                           "rising to the voice's power between the teeth of the harmonic comb that "
                                           "best fits each frame): the defaults before they were on"),
     FD_LD_VALLEYS: ({"low_delay": True, "comb_valleys": False}, "the low-latency setting without the comb valleys"),
+    FD_NO_GATE: ({"pause_gate_db": 0.0}, "the defaults without the post-filter's pause gate (frames of the voice "
+                                        "output near its energy floor with no speech for 0.15 s taken down by up "
+                                        "to 20 dB, rtsep/kernels/postfilter.py step 8): the defaults before it was on"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
     TD_PF: ({"suppress_db": 16.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
                                    "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
@@ -409,6 +413,7 @@ def better(pins: list[np.ndarray], room: RoomMix) -> np.ndarray:
 def post_filter(voice: np.ndarray, bg: np.ndarray, **kw: Any) -> np.ndarray:
     """rtsep's blind post-filter over fd's outputs, with fd's STFT (1024 / 256)."""
     kw.setdefault("valleys", FdParams.comb_valleys)  # as in fd
+    kw.setdefault("pause_gate_db", FdParams.pause_gate_db)
     return filter_signal(voice, bg, PostFilter(FS, frame=1024, hop=256, **kw))
 
 

@@ -454,10 +454,9 @@ class FdParams(LabelFields):
         The post-filter's pause gate (:mod:`rtsep.kernels.postfilter`, step 8):
         frames of the voice output within 6 dB of its energy floor, with no
         speech in the last 0.15 s, go down by up to this much (dB, 0 to 60;
-        0, the default, is off). At 20 dB on the voice-call rooms, through the
+        0 is off). The default 20 dB, on the voice-call rooms through the
         engine: DNSMOS OVRL +0.96 -> +1.01 (12 held-out: +0.74 -> +0.78), PESQ,
-        SDR and ESTOI unchanged (bench/VOICECALL.md); off until that page is
-        regenerated with it.
+        SDR and ESTOI unchanged (bench/VOICECALL.md).
     comb_valleys : bool
         Let the post-filter's noise estimate also rise to the voice's power
         between the teeth of the harmonic comb that best fits each frame
@@ -527,7 +526,7 @@ class FdParams(LabelFields):
     second_mic: int = -1
     suppress_db: float = 16.0
     comb_valleys: bool = True
-    pause_gate_db: float = 0.0
+    pause_gate_db: float = 20.0
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
