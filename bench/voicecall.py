@@ -83,6 +83,7 @@ FD_LD = "rtsep fd --low-delay (labelled)"
 FD_VALLEYS = "rtsep fd --param comb_valleys=false (labelled)"
 FD_LD_VALLEYS = "rtsep fd --low-delay --param comb_valleys=false (labelled)"
 FD_NO_GATE = "rtsep fd --param pause_gate_db=0 (labelled)"
+FD_GATE_20 = "rtsep fd --param pause_gate_steady_db=20 (labelled)"
 FD_LD_DFN3 = "rtsep fd --low-delay --postfilter dfn3 (labelled)"
 TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
@@ -107,6 +108,8 @@ FD_ROWS = {
     FD_NO_GATE: ({"pause_gate_db": 0.0}, "the defaults without the post-filter's pause gate (frames of the voice "
                                         "output near its energy floor with no speech for 0.15 s taken down by up "
                                         "to 20 dB, rtsep/kernels/postfilter.py step 8): the defaults before it was on"),
+    FD_GATE_20: ({"pause_gate_steady_db": 20.0}, "the pause gate 20 dB deep whatever the background (not 40 while "
+                                                 "the background output is steady): the defaults of rtsep 4256c20"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
     TD_PF: ({"suppress_db": 16.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
                                    "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
@@ -115,6 +118,8 @@ FD_ROWS = {
                                        "outputs of fd with it off, to compare with the in-engine one"),
 }
 OPTIONS = ("DFN3", "RNNoise", "WebRTC NS", "noisereduce") + tuple(FD_ROWS)
+#: The rtsep rows streamed once with their own label (the others are computed from the defaults' runs).
+STREAMED_ROWS = tuple(o for o in FD_ROWS if o not in (FD_OFF, FD_DEFAULT, FD_BEST, FD_OFFLINE))
 
 
 class NotAvailable(Exception):
@@ -558,8 +563,9 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
     best = better(fd["pinned"], room)
     add(FD_BEST, best[0], fd["latency_ms"], 0)
     # the rows streamed once, with their own label (no pinned runs)
-    for opt, engine in ((FD_DFN3, "fd"), (FD_RNN, "fd"), (FD_PF_DFN3, "fd"), (FD_LD_DFN3, "fd"), (FD_LD, "fd"),
-                        (FD_VALLEYS, "fd"), (FD_LD_VALLEYS, "fd"), (FD_512, "fd"), (TD_PF, "td"), (TD_RNN, "td")):
+    # every other row of FD_ROWS, so that a row added there is never left out of the run
+    for opt in STREAMED_ROWS:
+        engine = "td" if opt.startswith("rtsep td") else "fd"
         try:
             r = run_rtsep(room, pinned=False, engine=engine, **FD_ROWS[opt][0])
         except ImportError as e:  # rtsep's DependencyError: the extra rtsep[neural] is missing

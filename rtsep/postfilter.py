@@ -148,6 +148,11 @@ class PostFilter:
         goes down by up to this much where the gained voice's energy sits
         within 6 dB of its 1.5 s floor and no speech was seen in the last
         0.15 s. 0 (the default) switches it off, bit for bit.
+    pause_gate_steady_db : float or None
+        The gate's depth (dB, 0 to 60) while the background output is steady
+        (its fluctuation at or under ``valley_fluct_db[0]``, rising back to
+        ``pause_gate_db`` at ``valley_fluct_db[1]``); None: ``pause_gate_db``.
+        Only with the gate on (``pause_gate_db`` > 0).
 
     Attributes
     ----------
@@ -160,7 +165,8 @@ class PostFilter:
                  leak_tau_s: float = 2.0, alpha_dd: float = 0.95, floor_weight: float = 0.0,
                  voice_tau_s: float = 0.05, speech_floor_db: float = DEFAULT_SPEECH_FLOOR_DB,
                  spp: bool = True, valleys: bool = False, track_weight: float = 1.0,
-                 valley_fluct_db: tuple[float, float] = (3.0, 3.5), pause_gate_db: float = 0.0) -> None:
+                 valley_fluct_db: tuple[float, float] = (3.0, 3.5), pause_gate_db: float = 0.0,
+                 pause_gate_steady_db: float | None = None) -> None:
         self.fs = check_range("fs (sample rate, Hz)", fs, 1000, 192000)
         self.frame = check_range("frame", frame, 8, 1 << 16, kind=int)
         self.hop = check_range("hop", hop, 1, self.frame, kind=int)
@@ -177,6 +183,8 @@ class PostFilter:
         voice_tau_s = check_range("voice_tau_s", voice_tau_s, 0.0, 10.0)
         track_weight = check_range("track_weight", track_weight, 0.0, 10.0)
         pause_gate_db = check_range("pause_gate_db", pause_gate_db, 0.0, 60.0)
+        pause_gate_steady_db = (pause_gate_db if pause_gate_steady_db is None
+                                else check_range("pause_gate_steady_db", pause_gate_steady_db, 0.0, 60.0))
         speech_floor_db = check_range("speech_floor_db", speech_floor_db, 0.0, 60.0)
         fluct_lo = check_range("valley_fluct_db[0]", valley_fluct_db[0], -1.0, 60.0)
         fluct_hi = check_range("valley_fluct_db[1]", valley_fluct_db[1], -1.0, 60.0)
@@ -213,7 +221,8 @@ class PostFilter:
                                  track_weight=track_weight, a_track=forget(_TRACK_TAU_S),
                                  a_track_p=forget(_TRACK_P_TAU_S), track_xi=10.0 ** (_TRACK_XI_DB / 10.0),
                                  track_p_max=_TRACK_P_MAX, track_init=max(1, round(_TRACK_INIT_S * frames_per_s)),
-                                 gate_db=pause_gate_db, gate_near_db=_GATE_NEAR_DB,
+                                 gate_db=pause_gate_db, gate_steady_db=pause_gate_steady_db,
+                                 gate_near_db=_GATE_NEAR_DB,
                                  gate_hang=max(1, round(_GATE_HANG_S * frames_per_s)),
                                  a_gate=forget(_GATE_SMOOTH_S), a_gate_release=forget(_GATE_RELEASE_S))
         self.gain = np.ones(self.n_bins)

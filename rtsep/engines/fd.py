@@ -115,7 +115,7 @@ class FrequencyDomainEngine(VoicePin):
         self._xfade = int(round(p.crossfade_s * self.fs))
         # one post-filter per output, each with the other output as its background
         self._pf = ([PostFilter(self.fs, self.frame, self.hop, p.suppress_db, valleys=p.comb_valleys,
-                                pause_gate_db=p.pause_gate_db)
+                                pause_gate_db=p.pause_gate_db, pause_gate_steady_db=p.pause_gate_steady_db)
                      for _ in range(2)]
                     if p.suppress_db > 0 else [])
         # Through the low-delay synthesis (the last two hops of each frame) a
