@@ -300,19 +300,24 @@ def _box_average(x: np.ndarray, n: int) -> np.ndarray:
     return np.convolve(np.pad(x, n // 2, mode="edge"), np.ones(n) / n, mode="valid")
 
 
-def _naive_valleys(v: np.ndarray, b: np.ndarray, p: np.void, i: int, h_psd: np.ndarray, n_valley: int,
-                   scene: np.ndarray, p_b: np.ndarray, phi_bb: np.ndarray) -> tuple[np.ndarray | None, int]:
-    """Reference of the comb valleys (kernel step 3b): (the weighted valley estimate or None, frames with one).
+def _naive_scene(v: np.ndarray, b: np.ndarray, p: np.void, i: int, scene: np.ndarray, p_b: np.ndarray,
+                 phi_bb: np.ndarray) -> None:
+    """Reference of the outputs' long-memory powers and the background's fluctuation (kernel step 3b), in ``scene``.
 
     ``p_b``, ``phi_bb``: the background's short- and long-memory powers as of the previous frame.
     """
-    pv = np.abs(v) ** 2
     top = min(K, int(np.ceil(p["valley_top_hz"] / p["bin_hz"])))
     seen = (p_b[:top] > 0) & (phi_bb[:top] > 0)
     dist = np.log(p_b[:top][seen] / phi_bb[:top][seen])
     fluct = 10 / np.log(10) * np.mean(np.abs(dist - dist.mean())) if seen.any() else 0.0
     a = min(p["a_scene"], 1 - 1 / i)
-    scene[:] = a * scene + (1 - a) * np.array([pv.sum(), np.sum(np.abs(b) ** 2), fluct])
+    scene[:] = a * scene + (1 - a) * np.array([np.sum(np.abs(v) ** 2), np.sum(np.abs(b) ** 2), fluct])
+
+
+def _naive_valleys(v: np.ndarray, p: np.void, h_psd: np.ndarray, n_valley: int,
+                   scene: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Reference of the comb valleys (kernel step 3b): (the weighted valley estimate or None, frames with one)."""
+    pv = np.abs(v) ** 2
     if not (scene[:2] > 0).all() or pv.max() <= 0:
         return None, n_valley
     weight = np.clip((10 * np.log10(scene[1] / scene[0]) - p["scene_lo_db"]) / (p["scene_hi_db"] - p["scene_lo_db"]), 0, 1)
@@ -366,8 +371,10 @@ def _naive_gains(frames: list[tuple[np.ndarray, np.ndarray]], params: np.ndarray
     out = []
     for i, (v, b) in enumerate(frames, start=1):
         h_lam = None
+        if p["comb"] == 1 or p["gate_db"] > 0:
+            _naive_scene(v, b, p, i, scene, p_b, phi_bb)
         if p["comb"] == 1:
-            h_lam, n_valley = _naive_valleys(v, b, p, i, h_psd, n_valley, scene, p_b, phi_bb)
+            h_lam, n_valley = _naive_valleys(v, p, h_psd, n_valley, scene)
         al, an = min(a_l, 1 - 1 / i), min(a_n, 1 - 1 / i)
         p_b = an * p_b + (1 - an) * np.abs(b) ** 2
         phi_bb = al * phi_bb + (1 - al) * np.abs(b) ** 2
@@ -422,7 +429,11 @@ def _naive_gains(frames: list[tuple[np.ndarray, np.ndarray]], params: np.ndarray
             energies.append(level)
             smooth = level if i == 1 else p["a_gate"] * smooth + (1 - p["a_gate"]) * level
             hold = p["gate_hang"] if smooth > min(energies[first:]) + p["gate_near_db"] else max(hold - 1, 0)
-            target = 0.0 if hold > 0 else -p["gate_db"]
+            # deeper (gate_steady_db) as the background's fluctuation falls to fluct_lo_db,
+            # once its average has filled its time constant
+            steady = np.clip((p["fluct_hi_db"] - scene[2]) / (p["fluct_hi_db"] - p["fluct_lo_db"]), 0, 1)
+            steady *= min(i * (1 - p["a_scene"]), 1.0)
+            target = 0.0 if hold > 0 else -(p["gate_db"] + (p["gate_steady_db"] - p["gate_db"]) * steady)
             gate_level = target if target >= gate_level else (p["a_gate_release"] * gate_level
                                                               + (1 - p["a_gate_release"]) * target)
             g = g * 10 ** (gate_level / 20)
@@ -433,10 +444,12 @@ def _naive_gains(frames: list[tuple[np.ndarray, np.ndarray]], params: np.ndarray
 @pytest.mark.parametrize("rule", ["wiener", "lsa"])
 @pytest.mark.parametrize("kw", [{}, {"spp": False}, {"floor_weight": 2.0, "track_weight": 0.0},
                                 {"floor_weight": 1.0, "leak_weight": 1.0, "beta0": 0.5}, {"valleys": True},
-                                {"pause_gate_db": 20.0}])
+                                {"pause_gate_db": 20.0}, {"pause_gate_db": 20.0, "pause_gate_steady_db": 40.0},
+                                {"pause_gate_db": 20.0, "pause_gate_steady_db": 40.0, "valleys": True}])
 def test_kernel_matches_a_plain_numpy_reference(rule: str, kw: dict) -> None:
     s, n = _speech_and_noise()
-    S, N = _stft(s[:16000]), _stft(n[:16000])
+    s = np.concatenate([s[:8000], np.zeros(12000), s[8000:16000]])  # a pause, for the gate
+    S, N = _stft(s), _stft(n[:len(s)])
     frames = [(S[j] + 0.3 * N[j], N[j]) for j in range(S.shape[0])]
     pf = PostFilter(FS, N_FFT, HOP, suppress_db=18.0, rule=rule, **kw)
     got = np.array([pf.process_frame(v, b).copy() for v, b in frames])
