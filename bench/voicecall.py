@@ -419,6 +419,7 @@ def post_filter(voice: np.ndarray, bg: np.ndarray, **kw: Any) -> np.ndarray:
     """rtsep's blind post-filter over fd's outputs, with fd's STFT (1024 / 256)."""
     kw.setdefault("valleys", FdParams.comb_valleys)  # as in fd
     kw.setdefault("pause_gate_db", FdParams.pause_gate_db)
+    kw.setdefault("pause_gate_steady_db", FdParams.pause_gate_steady_db)
     return filter_signal(voice, bg, PostFilter(FS, frame=1024, hop=256, **kw))
 
 
