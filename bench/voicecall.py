@@ -89,7 +89,7 @@ TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
 TD_PF = "rtsep td + low-delay post-filter 16 dB (labelled)"
 FD_OFFLINE = "rtsep fd off + offline post-filter"
-#: rtsep rows: name -> (engine parameters, what the row is).
+#: rtsep rows: name -> (run_rtsep's keywords: engine parameters, and ``engine`` for td's rows; what the row is).
 FD_ROWS = {
     FD_OFF: ({"suppress_db": 0.0}, "fd with its post-filter switched off, fd's own voice label"),
     FD_DEFAULT: ({}, "fd's defaults: the post-filter inside its STFT (suppress_db=16), fd's own voice label"),
@@ -111,9 +111,11 @@ FD_ROWS = {
     FD_GATE_20: ({"pause_gate_steady_db": 20.0}, "the pause gate 20 dB deep whatever the background (not 40 while "
                                                  "the background output is steady): the defaults of rtsep 4256c20"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
-    TD_PF: ({"suppress_db": 16.0}, "td (instantaneous demixing, no delay of its own) with the post-filter in a "
-                                   "low-delay filter bank (rtsep.lowdelay, 63 samples), td's own voice label"),
-    TD_RNN: ({"suppress_db": 16.0, "postfilter": "rnnoise"}, "the same, then RNNoise (td's own post-filter kept)"),
+    TD_PF: ({"engine": "td", "suppress_db": 16.0},
+            "td (instantaneous demixing, no delay of its own) with the post-filter in a low-delay filter bank "
+            "(rtsep.lowdelay, 63 samples), td's own voice label"),
+    TD_RNN: ({"engine": "td", "suppress_db": 16.0, "postfilter": "rnnoise"},
+             "the same, then RNNoise (td's own post-filter kept)"),
     FD_OFFLINE: ({"suppress_db": 0.0}, "the post-filter (suppress_db=16) run offline with fd's framing over the "
                                        "outputs of fd with it off, to compare with the in-engine one"),
 }
@@ -566,9 +568,8 @@ def evaluate(kind: str, i: int, room: RoomMix, suppress_sweep: tuple[float, ...]
     # the rows streamed once, with their own label (no pinned runs)
     # every other row of FD_ROWS, so that a row added there is never left out of the run
     for opt in STREAMED_ROWS:
-        engine = "td" if opt.startswith("rtsep td") else "fd"
         try:
-            r = run_rtsep(room, pinned=False, engine=engine, **FD_ROWS[opt][0])
+            r = run_rtsep(room, pinned=False, **FD_ROWS[opt][0])
         except ImportError as e:  # rtsep's DependencyError: the extra rtsep[neural] is missing
             add(opt, None, None, error=f"not available: {e}")
             continue
