@@ -464,6 +464,14 @@ class FdParams(LabelFields):
         default 40 dB: in the voice-call rooms with pink noise OVRL +0.25 over
         20 dB (bench/VOICECALL.md), where babble, café and music, which a 40 dB
         gate everywhere would cost 0.03-0.07, keep 20.
+    mic_blend : float
+        Fraction (0 to 0.5) of the reference mic blended into each output
+        before its post-filter, in place of the same fraction of that output:
+        ``(1 - c)·V + c·mic``, i.e. ``V + c·B`` (``B`` the other output, which
+        the post-filter then reads as ``(1 - c)·B``). Why: where the demixer
+        cancels part of the voice into the background output, the mic gives
+        some of it back, and the post-filter takes out the background that
+        comes with it (bench/VOICECALL.md). Only with the post-filter on; 0 is off.
     comb_valleys : bool
         Let the post-filter's noise estimate also rise to the voice's power
         between the teeth of the harmonic comb that best fits each frame
@@ -535,6 +543,7 @@ class FdParams(LabelFields):
     comb_valleys: bool = True
     pause_gate_db: float = 20.0
     pause_gate_steady_db: float = 40.0
+    mic_blend: float = 0.0
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
@@ -587,6 +596,10 @@ class FdParams(LabelFields):
         check_range("suppress_db", self.suppress_db, 0.0, 60.0)
         check_range("pause_gate_db", self.pause_gate_db, 0.0, 60.0)
         check_range("pause_gate_steady_db", self.pause_gate_steady_db, 0.0, 60.0)
+        check_range("mic_blend", self.mic_blend, 0.0, 0.5)
+        if self.mic_blend > 0 and self.suppress_db == 0:
+            raise ConfigError(f"mic_blend={self.mic_blend!r} needs the post-filter (suppress_db > 0), which takes out "
+                              "the background the mic brings; give --suppress DB or leave mic_blend at 0")
         if self.scene_ratio != 0:
             check_range("scene_ratio", self.scene_ratio, 1.0, 100.0)
         check_range("scene_floor", self.scene_floor, 0.0, 1.0)

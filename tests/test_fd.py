@@ -152,7 +152,8 @@ def test_block_size_invariance(mix: np.ndarray, whole, sizes) -> None:
 @pytest.mark.parametrize("variant", [dict(whiten=False), dict(prior="laplace", iterations=2), dict(overlap=2),
                                      dict(warmup_s=0.0), dict(restart_s=0.0, label_first_s=0.0),
                                      dict(low_delay=True), dict(low_delay=True, overlap=8, suppress_db=0),
-                                     dict(pause_gate_db=0.0), dict(pause_gate_steady_db=20.0)], ids=str)
+                                     dict(pause_gate_db=0.0), dict(pause_gate_steady_db=20.0),
+                                     dict(mic_blend=0.1), dict(low_delay=True, mic_blend=0.2)], ids=str)
 def test_variants_are_block_size_invariant_and_finite(mix: np.ndarray, variant: dict) -> None:
     cfg = {**CFG, **variant}
     v, b = FrequencyDomainEngine(FS, 2, **cfg).process(mix)
@@ -184,6 +185,36 @@ def test_the_post_filter_changes_the_voice_only(mix: np.ndarray, whole) -> None:
     # it attenuates: never louder than the separated voice, and not the same signal
     assert np.sum(v[lat:] ** 2) < np.sum(v0[lat:] ** 2)
     assert not np.allclose(v, v0, atol=1e-6)
+
+
+@pytest.mark.parametrize("low_delay", [False, True])
+def test_mic_blend_gives_each_voice_c_of_the_other_output_and_its_post_filter_the_rest(
+        mix: np.ndarray, monkeypatch: pytest.MonkeyPatch, low_delay: bool) -> None:
+    """Before its post-filter the voice is ``V + c·B`` = ``(1 - c)·V + c·mic``; the filter reads ``(1 - c)·B``."""
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def unity(self, v, b):  # the post-filter's gains held at one: what it was given is what comes out
+        seen.append((v.copy(), b.copy()))
+        return np.ones(v.shape)
+
+    monkeypatch.setattr(PostFilter, "process_frames", unity)
+    c = 0.2  # min_hz=0: the bins under it go wholly to the background and are not blended
+    v0, b0 = FrequencyDomainEngine(FS, 2, voice=0, min_hz=0, low_delay=low_delay, **CFG).process(mix)
+    n0 = len(seen)
+    v, b = FrequencyDomainEngine(FS, 2, voice=0, min_hz=0, low_delay=low_delay, mic_blend=c, **CFG).process(mix)
+    np.testing.assert_array_equal(b, b0)  # the background (and the label) read the separation
+    np.testing.assert_allclose(v, v0 + c * b0, rtol=0, atol=1e-12)
+    assert np.std(b0) > 0.1 * np.std(v0)  # a background there is to blend
+    for (vi0, bi0), (vi, bi) in zip(seen[:n0], seen[n0:]):  # pairs: output 0's filter, then output 1's
+        np.testing.assert_allclose(vi, vi0 + c * bi0, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(bi, (1 - c) * bi0, rtol=0, atol=1e-12)
+
+
+def test_mic_blend_without_the_post_filter_is_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"^mic_blend=0.1 needs the post-filter \(suppress_db > 0\)[^\n]*$"):
+        FrequencyDomainEngine(FS, 2, mic_blend=0.1, suppress_db=0)
+    with pytest.raises(ConfigError, match="mic_blend=0.7 is out of range"):
+        FrequencyDomainEngine(FS, 2, mic_blend=0.7)
 
 
 @pytest.mark.parametrize("low_delay", [False, True])

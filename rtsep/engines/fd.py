@@ -125,6 +125,9 @@ class FrequencyDomainEngine(VoicePin):
         # unlimited, 2.65 at ±hop/2, 2.75 at ±hop, 2.72 at ±1.5 hop; symmetric
         # windows 2.81)
         self._gain_win = _lag_window(self.frame, self.hop) if p.low_delay and self._pf else None
+        # per bin: the bins under min_hz, which go wholly to the background, are not blended
+        self._blend = (np.where(np.arange(self.n_bins) >= k_lo, p.mic_blend, 0.0)
+                       if p.mic_blend > 0 and self._pf else None)
         self.reset()
 
     def reset(self) -> None:
@@ -191,8 +194,18 @@ class FrequencyDomainEngine(VoicePin):
             # rather than handed to the background
             raw = np.empty_like(out)
             overlap_add(synthesis(img), self._win_s, self.acc_raw, h, raw)
-            g0 = self._pf[0].process_frames(img[:, 0], img[:, 1])
-            g1 = self._pf[1].process_frames(img[:, 1], img[:, 0])
+            if self._blend is not None:
+                # each output takes back c of the mic (V + c·B) for the voice the
+                # demixer cancelled into the other; its post-filter's background
+                # is then what is left of the other output, (1 - c)·B
+                v0, v1 = img[:, 0].copy(), img[:, 1].copy()
+                bg0, bg1 = (1.0 - self._blend) * v1, (1.0 - self._blend) * v0
+                img[:, 0] += self._blend * v1
+                img[:, 1] += self._blend * v0
+            else:
+                bg0, bg1 = img[:, 1], img[:, 0]
+            g0 = self._pf[0].process_frames(img[:, 0], bg0)
+            g1 = self._pf[1].process_frames(img[:, 1], bg1)
             if self._gain_win is not None:
                 g0, g1 = (np.fft.rfft(np.fft.irfft(g, n=n, axis=-1) * self._gain_win, axis=-1).real for g in (g0, g1))
             img[:, 0] *= g0
