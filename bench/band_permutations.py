@@ -12,7 +12,7 @@ own scores are printed for scale.
 
 Run::
 
-    python bench/band_permutations.py [--holdout] [--seconds 25] [--low-delay] [--json FILE]
+    python bench/band_permutations.py [--holdout] [--seconds 25] [--low-delay] [--no-align] [--json FILE]
 
 Findings (2026-11-30) are in ``bench/VOICECALL.md``, "Band permutations in steady noise".
 """
@@ -26,46 +26,22 @@ import sys
 from typing import Any
 
 import numpy as np
-from scipy.signal import stft
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import voicecall as vc  # noqa: E402
 
-#: Band edges (Hz).
-EDGES = (0, 250, 500, 1000, 2000, 3000, 4000, 6000, 8001)
-_STFT = dict(nperseg=1024, noverlap=768)
+from rtsep.metrics import BAND_EDGES_HZ, band_sdr  # noqa: E402
 
-
-def band_sdr(y: np.ndarray, ref_spec: np.ndarray, freqs: np.ndarray, fs: int) -> np.ndarray:
-    """Per-band SDR (dB) of ``y`` (n,) against a reference given by its STFT ``ref_spec`` (bins, frames).
-
-    Each bin of ``y`` is allowed one complex gain on the reference (least squares),
-    so a band's figure is free of the per-bin scaling a projection back leaves.
-
-    Returns
-    -------
-    ndarray, shape (len(EDGES) - 1,)
-    """
-    _, _, spec = stft(y, fs, **_STFT)
-    gain = np.sum(spec * ref_spec.conj(), axis=1) / np.maximum(np.sum(np.abs(ref_spec) ** 2, axis=1), 1e-30)
-    target = gain[:, None] * ref_spec
-    err = np.sum(np.abs(spec - target) ** 2, axis=1)
-    sig = np.sum(np.abs(target) ** 2, axis=1)
-    out = []
-    for lo, hi in zip(EDGES[:-1], EDGES[1:]):
-        m = (freqs >= lo) & (freqs < hi)
-        out.append(10.0 * np.log10(max(sig[m].sum(), 1e-30) / max(err[m].sum(), 1e-30)))
-    return np.array(out)
+EDGES = BAND_EDGES_HZ
 
 
 def scan(seconds: float, holdout: bool, margin: float, **params: Any) -> list[dict[str, Any]]:
     """Per room: class, per-band SDR of mic 0, voice and background outputs, and the bands marked permuted."""
     rows = []
     for i, (kind, room) in enumerate(vc.room_set(seconds, log=lambda s: None, holdout=holdout)):
-        freqs, _, ref = stft(room.images[0, :, 0], vc.FS, **_STFT)
+        ref = room.images[0, :, 0]
         voice, bg = vc.run_rtsep(room, pinned=False, suppress_db=0, **params)["labelled"]
-        sv, sb = band_sdr(voice, ref, freqs, vc.FS), band_sdr(bg, ref, freqs, vc.FS)
-        sm = band_sdr(room.mix[:, 0], ref, freqs, vc.FS)
+        sv, sb, sm = (band_sdr(y, ref, vc.FS) for y in (voice, bg, room.mix[:, 0]))
         rows.append({"room": i, "class": kind, "mic0": sm.round(2).tolist(), "voice": sv.round(2).tolist(),
                      "background": sb.round(2).tolist(), "permuted": (sb > sv + margin).tolist()})
     return rows
@@ -76,12 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout", action="store_true", help="the 12 held-out rooms instead of the 10 dev rooms")
     p.add_argument("--seconds", type=float, default=25.0, help="length of each room (s)")
     p.add_argument("--low-delay", action="store_true", help="fd's low-delay setting")
+    p.add_argument("--no-align", action="store_true",
+                   help="fd's band alignment in steady noise off (band_align=False): the demixers' own bands")
     p.add_argument("--margin", type=float, default=3.0, help="dB by which the background must win a band")
     p.add_argument("--json", type=pathlib.Path, default=None, help="write the rows here")
     a = p.parse_args(argv)
-    params = {"low_delay": True} if a.low_delay else {}
+    params = {**({"low_delay": True} if a.low_delay else {}), **({"band_align": False} if a.no_align else {})}
     rows = scan(a.seconds, a.holdout, a.margin, **params)
-    bands = " ".join(f"{lo}-{hi}" for lo, hi in zip(EDGES[:-1], EDGES[1:]))
+    bands = " ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(EDGES[:-1], EDGES[1:]))
     print(f"bands (Hz): {bands}")
     for r in rows:
         flag = "".join("P" if x else "." for x in r["permuted"])

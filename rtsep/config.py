@@ -472,6 +472,13 @@ class FdParams(LabelFields):
         cancels part of the voice into the background output, the mic gives
         some of it back, and the post-filter takes out the background that
         comes with it (bench/VOICECALL.md). Only with the post-filter on; 0 is off.
+    band_align : bool
+        In a room whose background is a steady noise (pink noise, a fan),
+        give each bin's voice to the output whose level moves
+        (:mod:`rtsep.kernels.align`): the online IVA can leave bands of the
+        voice on the background output there (3 of the 4 voice-call rooms
+        with pink noise). The demixers are left as they are; only the two
+        outputs' images are exchanged in those bins, from 10 s on.
     comb_valleys : bool
         Let the post-filter's noise estimate also rise to the voice's power
         between the teeth of the harmonic comb that best fits each frame
@@ -544,6 +551,7 @@ class FdParams(LabelFields):
     pause_gate_db: float = 20.0
     pause_gate_steady_db: float = 40.0
     mic_blend: float = 0.0
+    band_align: bool = True
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
@@ -613,6 +621,7 @@ class FdParams(LabelFields):
         return dataclasses.replace(self, frame=int(frame), overlap=int(overlap), low_delay=low_delay,
                                    iterations=int(iterations),
                                    comb_valleys=_as_bool("comb_valleys", self.comb_valleys),
+                                   band_align=_as_bool("band_align", self.band_align),
                                    label_vad=_as_bool("label_vad", self.label_vad),
                                    warmup_every=int(every), warmup_passes=int(passes),
                                    start_passes=int(start_passes), whiten=whiten,

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..config import FdParams, params_from, prior_shape
+from ..kernels.align import align_frames, new_state as new_align_state
+from ..kernels.align import new_params as new_align_params
 from ..kernels.iva import iva_frames, new_counters, new_params
 from ..kernels.labels import label_block
 from ..kernels.records import kernel_record
@@ -38,6 +40,15 @@ _LEVEL_WINDOW_S = 3.0
 _CLIP_LEVEL = 0.999
 #: Memory (seconds) of the coherence's steady level in the scene check.
 _SCENE_LEVEL_S = 4.0
+#: Band alignment in steady noise (:mod:`rtsep.kernels.align`): the log power's
+#: short mean and its spread's memory (s), the spread of a steady noise and the
+#: share of bins that makes a room steady, a bin's vote margin (nepers), how long
+#: a change must be wanted and the first time one is made (s). Screened offline on
+#: the 22 voice-call rooms (bench/VOICECALL.md): a margin of 0.15 or changes
+#: from 8 s swapped bands of a pink room that was right; 0.25 and 10 s did not.
+_ALIGN_SHORT_S, _ALIGN_MEMORY_S = 0.5, 4.0
+_ALIGN_STEADY, _ALIGN_STEADY_FRAC = 1.5, 0.5
+_ALIGN_MARGIN, _ALIGN_HOLD_S, _ALIGN_START_S = 0.25, 2.0, 10.0
 
 
 def _lag_window(n: int, half: int) -> np.ndarray:
@@ -125,6 +136,13 @@ class FrequencyDomainEngine(VoicePin):
         # unlimited, 2.65 at ±hop/2, 2.75 at ±hop, 2.72 at ±1.5 hop; symmetric
         # windows 2.81)
         self._gain_win = _lag_window(self.frame, self.hop) if p.low_delay and self._pf else None
+        self._align = (new_align_params(a_short=math.exp(-1.0 / (_ALIGN_SHORT_S * frames_per_s)),
+                                        a_var=math.exp(-1.0 / (_ALIGN_MEMORY_S * frames_per_s)),
+                                        s_steady=_ALIGN_STEADY, steady_frac=_ALIGN_STEADY_FRAC,
+                                        margin=_ALIGN_MARGIN, hold=round(_ALIGN_HOLD_S * frames_per_s),
+                                        start=round(_ALIGN_START_S * frames_per_s), k_lo=k_lo)
+                       if p.band_align else None)
+        self._align_out = np.zeros(2, dtype=np.int64)
         # per bin: the bins under min_hz, which go wholly to the background, are not blended
         self._blend = (np.where(np.arange(self.n_bins) >= k_lo, p.mic_blend, 0.0)
                        if p.mic_blend > 0 and self._pf else None)
@@ -162,6 +180,7 @@ class FrequencyDomainEngine(VoicePin):
         # zeros that stand for "before the stream"
         self.fifo = np.zeros((2, self.latency_samples))
         self.count = np.zeros(1, dtype=np.int64)
+        self.align_st = new_align_state(self.n_bins)
 
     def _frames(self, ext: np.ndarray, first: int, n_frames: int) -> np.ndarray:
         """Learn from ``n_frames`` frames starting at row ``first`` of ``ext``; return (voice, background)."""
@@ -179,6 +198,8 @@ class FrequencyDomainEngine(VoicePin):
         near = np.empty((n_frames, 2))
         iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent,
                    self._counters_arg, self._kernel_params, img, learned, near, self._k_near, self.w_out)
+        if self._align is not None:
+            align_frames(img, self.align_st, self._align_out, self._align)
         out = np.empty((n_frames * h, 2))
         raw = out
         syn = self._syn
@@ -266,7 +287,7 @@ class FrequencyDomainEngine(VoicePin):
         self.load_state_arrays(saved)
 
     _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "counters", "lst", "lab", "pin", "tail", "acc", "acc_raw", "fifo",
-              "count")
+              "count", "align_st")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
@@ -307,4 +328,5 @@ class FrequencyDomainEngine(VoicePin):
             "frame": self.frame,
             "hop": self.hop,
             "samples_seen": int(self.count[0]),
+            "bins_aligned": int(np.sum(self.align_st[6] == 1.0)),
         }

@@ -1,0 +1,161 @@
+"""Band alignment in steady noise: per bin, the voice goes to the output whose level moves.
+
+fd's online IVA ties the bins of a source together through their common
+activity. A voice has one; a stationary Gaussian noise (pink noise, a fan)
+has none, since its bins rise and fall independently. In a room with such a
+background, bands where the voice is weak can settle on the wrong output and
+stay there: in three of the four voice-call rooms with pink noise, 2-8 kHz,
+3-8 kHz or 0.5-3 kHz of the voice came out on the background output
+(``bench/band_permutations.py``, ``bench/VOICECALL.md``).
+
+Per frame and bin ``k``, from the two outputs' images ``y_q[k]`` as the
+demixers give them:
+
+1. The log power ``L_q[k] = ln |y_q[k]|²`` (at most 60 dB under the pair's) less its short-memory mean
+   (``a_short``), squared and averaged (``a_var``): ``s_q[k]``, the spread of
+   the output's level around its recent course. A stationary Gaussian noise
+   gives π/√6 ≈ 1.28 nepers (5.6 dB) whatever its level or spectrum; a voice,
+   or music, babble and a second talker, more.
+2. The room is *steady* while, in at least ``steady_frac`` of the bins from
+   ``k_lo`` on, the smaller of the two spreads is under ``s_steady``: one output
+   there is a steady noise. (Median over the bins of that smaller spread, the
+   voice-call rooms: 1.31-1.34 with pink noise, 1.77-2.49 with music, babble,
+   café or a second talker.)
+3. In a steady room, bin ``k`` votes for the output whose spread is larger
+   by ``margin``; the votes, weighted by that output's power (``a_var``), name
+   the output that holds the voice overall; a bin voting for the other one
+   is to be swapped, a bin that does not vote keeps what it has. Out of a
+   steady room, no bin is to be swapped.
+4. A bin's swap follows what it is to be only after ``hold`` frames in a row
+   of wanting it, and not before frame ``start`` (the demixers of the first
+   seconds are still moving, and both outputs' levels with them).
+
+The swap exchanges the two outputs' images in the bin, so voice + background
+stays the mic, and the demixers themselves are left as they are: the IVA goes
+on from its own state, and if it leaves the wrong optimum, the spreads turn
+and the swap is undone. The owner is :class:`rtsep.engines.fd.FrequencyDomainEngine`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .records import new_record
+
+#: The parameters of :func:`align_frames`, read by name.
+PARAMS = np.dtype([
+    ("a_short", "f8"),      # forgetting factor per frame of the log power's short-memory mean
+    ("a_var", "f8"),        # ... of the spread (mean square of the log power about that mean) and the powers
+    ("s_steady", "f8"),     # spread (nepers) under which an output is a steady noise
+    ("steady_frac", "f8"),  # least fraction of the bins with one steady output for the room to be steady
+    ("margin", "f8"),       # a bin votes for an output whose spread is larger by this (nepers)
+    ("hold", "i8"),         # frames in a row a bin must want a change before it is made
+    ("start", "i8"),        # first frame at which a swap may change
+    ("k_lo", "i8"),         # first bin that takes part (lower ones are never swapped)
+])
+
+
+def new_params(**fields: float) -> np.ndarray:
+    """The kernel's parameter record (every field of :data:`PARAMS` by name)."""
+    return new_record(PARAMS, **fields)
+
+
+def new_state(n_bins: int) -> np.ndarray:
+    """A fresh stream's state for :func:`align_frames`, shape (9, n_bins), float64, zeroed."""
+    return np.zeros((9, n_bins))
+
+
+@njit(cache=True)
+def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, params: np.ndarray) -> None:
+    """Steps 1-4 on ``n`` frames of the two outputs' images, in place.
+
+    Parameters
+    ----------
+    img : ndarray, shape (n, 2, n_bins), complex128
+        Per frame, the two outputs' images at the reference mic, as the
+        demixers give them; swapped bins are exchanged in place.
+    st : ndarray, shape (9, n_bins), float64
+        The state: rows 0-1 the short-memory mean of each output's log power,
+        2-3 its spread², 4-5 its power, 6 the swap (0 or 1), 7 the frames in a
+        row the bin has wanted a change, 8 (column 0) the frames seen.
+    frames : ndarray, shape (2,), int64
+        Out: ``[frames of this call in a steady room, bins swapped after the last frame]``.
+    params : ndarray
+        :data:`PARAMS` record.
+    """
+    p = params[0]
+    n_frames, _, n_bins = img.shape
+    n_steady = 0
+    for t in range(n_frames):
+        n = st[8, 0]
+        total = 0.0
+        for k in range(p.k_lo, n_bins):
+            for q in range(2):
+                total += img[t, q, k].real ** 2 + img[t, q, k].imag ** 2
+        # 1. spreads and powers from the demixers' own outputs (before any swap);
+        # digital silence has no level to spread and is not counted
+        for k in range(p.k_lo, n_bins if total > 0.0 else p.k_lo):
+            # an output's level counts down to 60 dB under the pair's: an output
+            # still at zero (the demixers' first frames) has no level to spread
+            pair = (img[t, 0, k].real ** 2 + img[t, 0, k].imag ** 2 + img[t, 1, k].real ** 2
+                    + img[t, 1, k].imag ** 2)
+            for q in range(2):
+                y = img[t, q, k]
+                pw = y.real * y.real + y.imag * y.imag
+                lv = math.log(pw + 1e-6 * pair + 1e-30)
+                if n == 0.0:
+                    st[q, k] = lv
+                st[q, k] = p.a_short * st[q, k] + (1.0 - p.a_short) * lv
+                d = lv - st[q, k]
+                st[2 + q, k] = p.a_var * st[2 + q, k] + (1.0 - p.a_var) * d * d
+                st[4 + q, k] = p.a_var * st[4 + q, k] + (1.0 - p.a_var) * pw
+        if total > 0.0:
+            st[8, 0] = n + 1.0
+        # 2. a steady room: one output steady in most bins
+        m = n_bins - p.k_lo
+        s2 = p.s_steady * p.s_steady
+        n_one = 0
+        for k in range(p.k_lo, n_bins):
+            if min(st[2, k], st[3, k]) < s2:
+                n_one += 1
+        steady = m > 0 and n_one >= p.steady_frac * m and st[8, 0] >= p.start
+        # 3. each bin votes for the output that moves; the votes, weighted by power, name the voice's
+        vote = 0.0
+        if steady:
+            n_steady += 1
+            for k in range(p.k_lo, n_bins):
+                d = math.sqrt(st[3, k]) - math.sqrt(st[2, k])
+                if d > p.margin:
+                    vote += st[5, k]
+                elif d < -p.margin:
+                    vote -= st[4, k]
+        for k in range(p.k_lo, n_bins):
+            want = st[6, k]
+            if steady:
+                d = math.sqrt(st[3, k]) - math.sqrt(st[2, k])
+                if d > p.margin or d < -p.margin:
+                    on_1 = d > 0.0  # this bin's moving output is output 1
+                    want = 1.0 if on_1 != (vote > 0.0) else 0.0
+            else:
+                want = 0.0
+            # 4. a change only after it has been wanted for hold frames
+            if want != st[6, k]:
+                st[7, k] += 1.0
+                if st[7, k] >= p.hold:
+                    st[6, k] = want
+                    st[7, k] = 0.0
+            else:
+                st[7, k] = 0.0
+            if st[6, k] == 1.0:
+                y0 = img[t, 0, k]
+                img[t, 0, k] = img[t, 1, k]
+                img[t, 1, k] = y0
+    n_sw = 0
+    for k in range(n_bins):
+        if st[6, k] == 1.0:
+            n_sw += 1
+    frames[0] = n_steady
+    frames[1] = n_sw

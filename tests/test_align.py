@@ -1,0 +1,97 @@
+"""Band alignment in steady noise (rtsep.kernels.align): the voice of each bin goes to the output whose level moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rtsep.kernels.align import align_frames, new_params, new_state
+
+K, LO = 48, 2  # bins, first bin that takes part
+HALF = K // 2
+
+
+def _params(**kw) -> np.ndarray:
+    a = dict(a_short=np.exp(-1 / 8), a_var=np.exp(-1 / 60), s_steady=1.5, steady_frac=0.5, margin=0.25,
+             hold=20, start=100, k_lo=LO)
+    return new_params(**{**a, **kw})
+
+
+def _gauss(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+
+
+def _voice_like(rng: np.random.Generator, t: int, k: int, level: float) -> np.ndarray:
+    """A source that talks: one syllable-like on/off envelope shared by every bin (30 dB of swing)."""
+    env = np.where((np.arange(t) // 12) % 3 == 0, 10 ** (-30 / 20), 1.0)
+    return level * env[:, None] * _gauss(rng, (t, k))
+
+
+def _images(rng: np.random.Generator, t: int, steady: bool) -> np.ndarray:
+    """Two outputs (t, 2, K) whose upper bins are permuted: output 0 holds the voice below HALF only.
+
+    The voice is 10 dB louder below HALF than above, as speech is: its power names its output.
+    """
+    voice = _voice_like(rng, t, K, 3.0)
+    voice[:, HALF:] *= 10 ** (-10 / 20)
+    other = 0.5 * _gauss(rng, (t, K)) if steady else _voice_like(rng, t, K, 0.5)[::-1]
+    img = np.empty((t, 2, K), np.complex128)
+    img[:, 0, :HALF], img[:, 1, :HALF] = voice[:, :HALF], other[:, :HALF]
+    img[:, 0, HALF:], img[:, 1, HALF:] = other[:, HALF:], voice[:, HALF:]
+    return img
+
+
+def test_in_steady_noise_the_permuted_bins_are_given_back_to_the_voice_output():
+    rng = np.random.default_rng(0)
+    img = _images(rng, 600, steady=True)
+    before = img.copy()
+    st, out = new_state(K), np.zeros(2, np.int64)
+    align_frames(img, st, out, _params())
+    assert out[1] == K - HALF  # exactly the permuted bins, and every one of them
+    np.testing.assert_array_equal(st[6, HALF:], 1.0)
+    np.testing.assert_array_equal(st[6, :HALF], 0.0)
+    # at the end the voice output holds the moving source in every bin, and the pair is still the pair
+    np.testing.assert_array_equal(img[-1, 0, HALF:], before[-1, 1, HALF:])
+    np.testing.assert_array_equal(img[-1, 1, HALF:], before[-1, 0, HALF:])
+    np.testing.assert_array_equal(img[:, :, :HALF], before[:, :, :HALF])
+    np.testing.assert_array_equal(img.sum(axis=1), before.sum(axis=1))  # voice + background unchanged
+
+
+def test_no_bin_changes_before_the_start_frame_nor_before_it_is_wanted_for_hold_frames():
+    rng = np.random.default_rng(1)
+    img = _images(rng, 600, steady=True)
+    before = img.copy()
+    align_frames(img, new_state(K), np.zeros(2, np.int64), _params(start=300, hold=40))
+    changed = np.flatnonzero(np.any(img[:, 0, :] != before[:, 0, :], axis=1))
+    # frame t (from 0) is the (t + 1)-th seen: wanted from t = 299, made after 40 frames of it
+    assert changed.size and changed[0] >= 300 - 1 + 40 - 1
+
+
+def test_where_both_outputs_move_nothing_is_swapped():
+    """Music, babble or a second talker: two moving sources are the joint model's to order, not this step's."""
+    rng = np.random.default_rng(2)
+    img = _images(rng, 600, steady=False)
+    before = img.copy()
+    st, out = new_state(K), np.zeros(2, np.int64)
+    align_frames(img, st, out, _params())
+    assert out[0] == 0 and out[1] == 0
+    np.testing.assert_array_equal(img, before)
+
+
+def test_digital_silence_is_not_read_as_a_steady_room():
+    img = np.zeros((400, 2, K), np.complex128)
+    st, out = new_state(K), np.zeros(2, np.int64)
+    align_frames(img, st, out, _params(start=1))
+    assert st[8, 0] == 0 and out[0] == 0
+
+
+@pytest.mark.parametrize("cut", [1, 7, 97])
+def test_the_swaps_do_not_depend_on_how_the_frames_are_handed_in(cut: int):
+    rng = np.random.default_rng(3)
+    img = _images(rng, 500, steady=True)
+    whole = img.copy()
+    align_frames(whole, new_state(K), np.zeros(2, np.int64), _params())
+    st, out = new_state(K), np.zeros(2, np.int64)
+    for a in range(0, len(img), cut):
+        align_frames(img[a:a + cut], st, out, _params())
+    np.testing.assert_array_equal(img, whole)
