@@ -12,7 +12,7 @@ own scores are printed for scale.
 
 Run::
 
-    python bench/band_permutations.py [--holdout] [--seconds 25] [--low-delay] [--no-align] [--json FILE]
+    python bench/band_permutations.py [--holdout] [--seconds 25] [--low-delay] [--no-align] [--from S] [--json FILE]
 
 Findings (2026-11-30) are in ``bench/VOICECALL.md``, "Band permutations in steady noise".
 """
@@ -35,13 +35,14 @@ from rtsep.metrics import BAND_EDGES_HZ, band_sdr  # noqa: E402
 EDGES = BAND_EDGES_HZ
 
 
-def scan(seconds: float, holdout: bool, margin: float, **params: Any) -> list[dict[str, Any]]:
-    """Per room: class, per-band SDR of mic 0, voice and background outputs, and the bands marked permuted."""
+def scan(seconds: float, holdout: bool, margin: float, start_s: float = 0.0, **params: Any) -> list[dict[str, Any]]:
+    """Per room: class, per-band SDR of mic 0, voice and background outputs from ``start_s`` on, and the bands marked permuted."""
     rows = []
     for i, (kind, room) in enumerate(vc.room_set(seconds, log=lambda s: None, holdout=holdout)):
-        ref = room.images[0, :, 0]
+        part = slice(int(start_s * vc.FS), None)
+        ref = room.images[0, part, 0]
         voice, bg = vc.run_rtsep(room, pinned=False, suppress_db=0, **params)["labelled"]
-        sv, sb, sm = (band_sdr(y, ref, vc.FS) for y in (voice, bg, room.mix[:, 0]))
+        sv, sb, sm = (band_sdr(y[part], ref, vc.FS) for y in (voice, bg, room.mix[:, 0]))
         rows.append({"room": i, "class": kind, "mic0": sm.round(2).tolist(), "voice": sv.round(2).tolist(),
                      "background": sb.round(2).tolist(), "permuted": (sb > sv + margin).tolist()})
     return rows
@@ -55,10 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-align", action="store_true",
                    help="fd's band alignment in steady noise off (band_align=False): the demixers' own bands")
     p.add_argument("--margin", type=float, default=3.0, help="dB by which the background must win a band")
+    p.add_argument("--from", dest="start_s", type=float, default=0.0,
+                   help="score from this time on (s): the band alignment acts from 10 s")
     p.add_argument("--json", type=pathlib.Path, default=None, help="write the rows here")
     a = p.parse_args(argv)
     params = {**({"low_delay": True} if a.low_delay else {}), **({"band_align": False} if a.no_align else {})}
-    rows = scan(a.seconds, a.holdout, a.margin, **params)
+    rows = scan(a.seconds, a.holdout, a.margin, a.start_s, **params)
     bands = " ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(EDGES[:-1], EDGES[1:]))
     print(f"bands (Hz): {bands}")
     for r in rows:
