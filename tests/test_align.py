@@ -41,12 +41,17 @@ def _images(rng: np.random.Generator, t: int, steady: bool) -> np.ndarray:
     return img
 
 
-def test_in_steady_noise_the_permuted_bins_are_given_back_to_the_voice_output():
-    rng = np.random.default_rng(0)
-    img = _images(rng, 600, steady=True)
+def _align(seed: int, steady: bool, frames: int = 600, **params) -> tuple[np.ndarray, ...]:
+    """(images after, images before, state, out) of one fresh stream of :func:`_images` through the kernel."""
+    img = _images(np.random.default_rng(seed), frames, steady)
     before = img.copy()
     st, out = new_state(K), np.zeros(2, np.int64)
-    align_frames(img, st, out, _params())
+    align_frames(img, st, out, _params(**params))
+    return img, before, st, out
+
+
+def test_in_steady_noise_the_permuted_bins_are_given_back_to_the_voice_output():
+    img, before, st, out = _align(0, steady=True)
     assert out[1] == K - HALF  # exactly the permuted bins, and every one of them
     np.testing.assert_array_equal(st[6, HALF:], 1.0)
     np.testing.assert_array_equal(st[6, :HALF], 0.0)
@@ -58,10 +63,7 @@ def test_in_steady_noise_the_permuted_bins_are_given_back_to_the_voice_output():
 
 
 def test_no_bin_changes_before_the_start_frame_nor_before_it_is_wanted_for_hold_frames():
-    rng = np.random.default_rng(1)
-    img = _images(rng, 600, steady=True)
-    before = img.copy()
-    align_frames(img, new_state(K), np.zeros(2, np.int64), _params(start=300, hold=40))
+    img, before, _, _ = _align(1, steady=True, start=300, hold=40)
     changed = np.flatnonzero(np.any(img[:, 0, :] != before[:, 0, :], axis=1))
     # frame t (from 0) is the (t + 1)-th seen: wanted from t = 299, made after 40 frames of it
     assert changed.size and changed[0] >= 300 - 1 + 40 - 1
@@ -69,11 +71,7 @@ def test_no_bin_changes_before_the_start_frame_nor_before_it_is_wanted_for_hold_
 
 def test_where_both_outputs_move_nothing_is_swapped():
     """Music, babble or a second talker: two moving sources are the joint model's to order, not this step's."""
-    rng = np.random.default_rng(2)
-    img = _images(rng, 600, steady=False)
-    before = img.copy()
-    st, out = new_state(K), np.zeros(2, np.int64)
-    align_frames(img, st, out, _params())
+    img, before, _, out = _align(2, steady=False)
     assert out[0] == 0 and out[1] == 0
     np.testing.assert_array_equal(img, before)
 

@@ -100,12 +100,13 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, params: np
         for k in range(p.k_lo, n_bins if total > 0.0 else p.k_lo):
             # an output's level counts down to 60 dB under the pair's: an output
             # still at zero (the demixers' first frames) has no level to spread
-            pair = (img[t, 0, k].real ** 2 + img[t, 0, k].imag ** 2 + img[t, 1, k].real ** 2
-                    + img[t, 1, k].imag ** 2)
+            y0, y1 = img[t, 0, k], img[t, 1, k]
+            pw0 = y0.real * y0.real + y0.imag * y0.imag
+            pw1 = y1.real * y1.real + y1.imag * y1.imag
+            floor = 1e-6 * (pw0 + pw1) + 1e-30
             for q in range(2):
-                y = img[t, q, k]
-                pw = y.real * y.real + y.imag * y.imag
-                lv = math.log(pw + 1e-6 * pair + 1e-30)
+                pw = pw0 if q == 0 else pw1
+                lv = math.log(pw + floor)
                 if n == 0.0:
                     st[q, k] = lv
                 st[q, k] = p.a_short * st[q, k] + (1.0 - p.a_short) * lv
