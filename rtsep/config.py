@@ -479,6 +479,15 @@ class FdParams(LabelFields):
         voice on the background output there (3 of the 4 voice-call rooms
         with pink noise). The demixers are left as they are; only the two
         outputs' images are exchanged in those bins, from 10 s on.
+    steady_beam : bool
+        In a room whose background is a steady noise (the same room gate as
+        ``band_align``'s), the voice output through an MVDR beam of the two
+        mics (:mod:`rtsep.kernels.beam`): the noise's spatial covariance,
+        measured per bin wherever the voice output sits at its floor, and the
+        voice's direction, from where it rises well above it. The background
+        output is the rest of the reference mic. A steady noise is what
+        independence tells worst and second-order statistics best
+        (bench/VOICECALL.md, "A beam in steady noise").
     comb_valleys : bool
         Let the post-filter's noise estimate also rise to the voice's power
         between the teeth of the harmonic comb that best fits each frame
@@ -552,6 +561,7 @@ class FdParams(LabelFields):
     pause_gate_steady_db: float = 40.0
     mic_blend: float = 0.0
     band_align: bool = True
+    steady_beam: bool = True
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
@@ -622,6 +632,7 @@ class FdParams(LabelFields):
                                    iterations=int(iterations),
                                    comb_valleys=_as_bool("comb_valleys", self.comb_valleys),
                                    band_align=_as_bool("band_align", self.band_align),
+                                   steady_beam=_as_bool("steady_beam", self.steady_beam),
                                    label_vad=_as_bool("label_vad", self.label_vad),
                                    warmup_every=int(every), warmup_passes=int(passes),
                                    start_passes=int(start_passes), whiten=whiten,

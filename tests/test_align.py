@@ -13,7 +13,7 @@ HALF = K // 2
 
 def _params(**kw) -> np.ndarray:
     a = dict(a_short=np.exp(-1 / 8), a_var=np.exp(-1 / 60), s_steady=1.5, steady_frac=0.5, margin=0.25,
-             hold=20, start=100, k_lo=LO)
+             hold=20, start=100, k_lo=LO, swap=1, room_start=30, a_room=np.exp(-1 / 60))
     return new_params(**{**a, **kw})
 
 
@@ -46,12 +46,13 @@ def _align(seed: int, steady: bool, frames: int = 600, **params) -> tuple[np.nda
     img = _images(np.random.default_rng(seed), frames, steady)
     before = img.copy()
     st, out = new_state(K), np.zeros(2, np.int64)
-    align_frames(img, st, out, _params(**params))
-    return img, before, st, out
+    room = np.full(frames, -1, np.int64)
+    align_frames(img, st, out, room, _params(**params))
+    return img, before, st, out, room
 
 
 def test_in_steady_noise_the_permuted_bins_are_given_back_to_the_voice_output():
-    img, before, st, out = _align(0, steady=True)
+    img, before, st, out, _ = _align(0, steady=True)
     assert out[1] == K - HALF  # exactly the permuted bins, and every one of them
     np.testing.assert_array_equal(st[6, HALF:], 1.0)
     np.testing.assert_array_equal(st[6, :HALF], 0.0)
@@ -63,7 +64,7 @@ def test_in_steady_noise_the_permuted_bins_are_given_back_to_the_voice_output():
 
 
 def test_no_bin_changes_before_the_start_frame_nor_before_it_is_wanted_for_hold_frames():
-    img, before, _, _ = _align(1, steady=True, start=300, hold=40)
+    img, before, _, _, _ = _align(1, steady=True, start=300, hold=40)
     changed = np.flatnonzero(np.any(img[:, 0, :] != before[:, 0, :], axis=1))
     # frame t (from 0) is the (t + 1)-th seen: wanted from t = 299, made after 40 frames of it
     assert changed.size and changed[0] >= 300 - 1 + 40 - 1
@@ -71,16 +72,18 @@ def test_no_bin_changes_before_the_start_frame_nor_before_it_is_wanted_for_hold_
 
 def test_where_both_outputs_move_nothing_is_swapped():
     """Music, babble or a second talker: two moving sources are the joint model's to order, not this step's."""
-    img, before, _, out = _align(2, steady=False)
+    img, before, _, out, room = _align(2, steady=False)
     assert out[0] == 0 and out[1] == 0
+    np.testing.assert_array_equal(room, 0)
     np.testing.assert_array_equal(img, before)
 
 
 def test_digital_silence_is_not_read_as_a_steady_room():
     img = np.zeros((400, 2, K), np.complex128)
-    st, out = new_state(K), np.zeros(2, np.int64)
-    align_frames(img, st, out, _params(start=1))
+    st, out, room = new_state(K), np.zeros(2, np.int64), np.full(400, -1, np.int64)
+    align_frames(img, st, out, room, _params(start=1, room_start=1))
     assert st[8, 0] == 0 and out[0] == 0
+    np.testing.assert_array_equal(room, 0)
 
 
 @pytest.mark.parametrize("cut", [1, 7, 97])
@@ -88,8 +91,21 @@ def test_the_swaps_do_not_depend_on_how_the_frames_are_handed_in(cut: int):
     rng = np.random.default_rng(3)
     img = _images(rng, 500, steady=True)
     whole = img.copy()
-    align_frames(whole, new_state(K), np.zeros(2, np.int64), _params())
+    room_whole, room = np.zeros(500, np.int64), np.zeros(500, np.int64)
+    align_frames(whole, new_state(K), np.zeros(2, np.int64), room_whole, _params())
     st, out = new_state(K), np.zeros(2, np.int64)
     for a in range(0, len(img), cut):
-        align_frames(img[a:a + cut], st, out, _params())
+        align_frames(img[a:a + cut], st, out, room[a:a + cut], _params())
     np.testing.assert_array_equal(img, whole)
+    np.testing.assert_array_equal(room, room_whole)
+
+
+def test_the_room_gate_names_the_voice_output_from_the_first_seconds_and_swap_0_only_tells():
+    """The steady-noise beam's gate (rtsep.kernels.beam): steady, voice on output 0 (the louder half of its
+    bins), long before the swaps may start; with swap=0 the images are left alone."""
+    img, before, st, out, room = _align(0, steady=True, swap=0)
+    np.testing.assert_array_equal(img, before)
+    assert out[1] == 0 and np.all(st[6] == 0)
+    # the spreads settle within a few of their memories (60 frames), well before start (100)
+    assert np.all(room[100:] == 1)
+    assert np.all(room[:29] == 0) and np.mean(room[29:100] == 1) > 0.5

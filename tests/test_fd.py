@@ -187,19 +187,24 @@ def test_the_post_filter_changes_the_voice_only(mix: np.ndarray, whole) -> None:
     assert not np.allclose(v, v0, atol=1e-6)
 
 
-def test_band_alignment_keeps_the_stream_exact(mix: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Block cuts and a save/resume change nothing while bins are being swapped (rtsep.kernels.align)."""
+def test_band_alignment_and_the_steady_beam_keep_the_stream_exact(mix: np.ndarray,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block cuts and a save/resume change nothing while bins are being swapped (rtsep.kernels.align)
+    and the steady-noise beam is blended in (rtsep.kernels.beam)."""
     import rtsep.engines.fd as fd_mod
 
     # every room read as steady, from the start, any difference a vote, and the demixers' outputs
-    # from the first frame (no warm-up): bins swap in this short stream
+    # from the first frame (no warm-up): bins swap and the beam comes in within this short stream
     for name, value in (("_ALIGN_STEADY", 10.0), ("_ALIGN_START_S", 0.1), ("_ALIGN_HOLD_S", 0.02),
-                        ("_ALIGN_MARGIN", 0.0)):
+                        ("_ALIGN_MARGIN", 0.0), ("_BEAM_ROOM_START_S", 0.05), ("_BEAM_MIN_NOISE", 5.0),
+                        ("_BEAM_MIN_SPEECH", 2.0), ("_BEAM_RAMP_S", 0.1)):
         monkeypatch.setattr(fd_mod, name, value)
     cfg = {**CFG, "warmup_s": 0.0}
     eng = FrequencyDomainEngine(FS, 2, **cfg)
     v, b = eng.process(mix)
-    assert eng.info()["bins_aligned"] > 0
+    assert eng.info()["bins_aligned"] > 0 and eng.info()["steady_beam"] > 0
+    v_nobeam, _ = FrequencyDomainEngine(FS, 2, steady_beam=False, **cfg).process(mix)
+    assert not np.allclose(v, v_nobeam, atol=1e-6)
     sizes = list(np.random.default_rng(5).integers(1, 1500, 16))
     vs, bs = _stream(FrequencyDomainEngine(FS, 2, **cfg), mix, sizes)
     np.testing.assert_array_equal(vs, v)
@@ -211,9 +216,9 @@ def test_band_alignment_keeps_the_stream_exact(mix: np.ndarray, monkeypatch: pyt
     eng.process(mix[half:])
     eng.load_state_arrays(saved)
     np.testing.assert_array_equal(np.r_[first, eng.process(mix[half:])[0]], v)
-    off = FrequencyDomainEngine(FS, 2, band_align=False, **cfg)
+    off = FrequencyDomainEngine(FS, 2, band_align=False, steady_beam=False, **cfg)
     off.process(mix)
-    assert off.info()["bins_aligned"] == 0
+    assert off.info()["bins_aligned"] == 0 and off.info()["steady_beam"] == 0
 
 
 @pytest.mark.parametrize("low_delay", [False, True])

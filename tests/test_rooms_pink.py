@@ -4,7 +4,8 @@ A real talker (the Italian prompts) against pink noise in a simulated room, the
 voice-call bench's dev room 2 (``bench/voicecall.py``: RT60 0.25 s, 6 cm, talker
 0.8 m, noise 2 m, 0 dB at mic 0). There the online IVA leaves 2-8 kHz of the
 voice on the background output (``bench/band_permutations.py``), and the band
-alignment (:mod:`rtsep.kernels.align`) must give it back: scored band by band on
+alignment (:mod:`rtsep.kernels.align`) must give it back, and the steady-noise beam
+(:mod:`rtsep.kernels.beam`) take more of the noise: scored band by band on
 the last 10 s, against the talker's image at mic 0.
 """
 
@@ -56,11 +57,21 @@ def _bands(room, **params) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.heavy
 def test_in_pink_noise_the_voice_bands_the_demixers_misplace_come_back_to_the_voice_output(room) -> None:
-    v_off, b_off = _bands(room, band_align=False)
+    v_off, b_off = _bands(room, band_align=False, steady_beam=False)
     # the failure is there: above 3 kHz the demixers put the voice on the background output
     assert np.all(b_off[HIGH] > v_off[HIGH] + 3.0), (v_off.round(1), b_off.round(1))
-    v_on, b_on = _bands(room)
+    v_on, b_on = _bands(room, steady_beam=False)
     assert np.all(v_on[HIGH] > b_on[HIGH] + 3.0), (v_on.round(1), b_on.round(1))
     assert np.all(v_on[HIGH] > v_off[HIGH] + 6.0)
     # and the bands that were right stay right
     assert np.all(v_on[LOW] > v_off[LOW] - 0.5), (v_on.round(1), v_off.round(1))
+
+
+@pytest.mark.heavy
+def test_in_pink_noise_the_steady_beam_takes_more_noise_from_the_voice_than_the_demixers_alone(room) -> None:
+    """The MVDR beam of rtsep.kernels.beam, against the same engine with it off (the alignment on in both)."""
+    v_on, _ = _bands(room)
+    v_off, _ = _bands(room, steady_beam=False)
+    # measured: up to 2 kHz +4 to +5 dB (0-250 Hz 6.2 -> 11.3), above it within 1 dB
+    assert np.all(v_on[LOW] > v_off[LOW] + 3.0), (v_on.round(1), v_off.round(1))
+    assert np.all(v_on > v_off - 1.0), (v_on.round(1), v_off.round(1))

@@ -24,6 +24,7 @@ import numpy as np
 from ..config import FdParams, params_from, prior_shape
 from ..kernels.align import align_frames, new_state as new_align_state
 from ..kernels.align import new_params as new_align_params
+from ..kernels.beam import beam_frames, new_params as new_beam_params, new_state as new_beam_state
 from ..kernels.iva import iva_frames, new_counters, new_params
 from ..kernels.labels import label_block
 from ..kernels.records import kernel_record
@@ -49,6 +50,17 @@ _SCENE_LEVEL_S = 4.0
 _ALIGN_SHORT_S, _ALIGN_MEMORY_S = 0.5, 4.0
 _ALIGN_STEADY, _ALIGN_STEADY_FRAC = 1.5, 0.5
 _ALIGN_MARGIN, _ALIGN_HOLD_S, _ALIGN_START_S = 0.25, 2.0, 10.0
+#: The steady-noise beam (:mod:`rtsep.kernels.beam`): the room gate's first
+#: reading and its spreads' memory (s), the presence tracker's smoothing and floor rise (s, dB/s), its
+#: noise-only and voice-dominated thresholds (times the floor), the frames each
+#: covariance averages over and needs, and the blend's ramp (s). Screened
+#: offline on the four pink-noise voice-call rooms (bench/VOICECALL.md): a floor
+#: rising 20 dB/s gave PESQ +0.44 where 6 dB/s gave +0.36 and 3 dB/s +0.32.
+_BEAM_ROOM_START_S, _BEAM_ROOM_MEMORY_S = 1.0, 1.5
+_BEAM_SMOOTH_S, _BEAM_RISE_DB_S, _BEAM_BIAS = 0.045, 20.0, 1.5
+_BEAM_NOISE_RATIO, _BEAM_SPEECH_RATIO = 2.0, 10.0
+_BEAM_NOISE_MEM, _BEAM_SPEECH_MEM, _BEAM_MIN_NOISE, _BEAM_MIN_SPEECH = 300.0, 200.0, 50.0, 20.0
+_BEAM_RAMP_S = 0.5
 
 
 def _lag_window(n: int, half: int) -> np.ndarray:
@@ -140,9 +152,20 @@ class FrequencyDomainEngine(VoicePin):
                                         a_var=math.exp(-1.0 / (_ALIGN_MEMORY_S * frames_per_s)),
                                         s_steady=_ALIGN_STEADY, steady_frac=_ALIGN_STEADY_FRAC,
                                         margin=_ALIGN_MARGIN, hold=round(_ALIGN_HOLD_S * frames_per_s),
-                                        start=round(_ALIGN_START_S * frames_per_s), k_lo=k_lo)
-                       if p.band_align else None)
+                                        start=round(_ALIGN_START_S * frames_per_s), k_lo=k_lo,
+                                        swap=int(p.band_align),
+                                        room_start=max(1, round(_BEAM_ROOM_START_S * frames_per_s))
+                                        if p.steady_beam else 0,
+                                        a_room=math.exp(-1.0 / (_BEAM_ROOM_MEMORY_S * frames_per_s)))
+                       if p.band_align or p.steady_beam else None)
         self._align_out = np.zeros(2, dtype=np.int64)
+        self._beam = (new_beam_params(a_smooth=math.exp(-1.0 / (_BEAM_SMOOTH_S * frames_per_s)),
+                                      rise=10.0 ** (_BEAM_RISE_DB_S / 10.0 / frames_per_s), bias=_BEAM_BIAS,
+                                      noise_ratio=_BEAM_NOISE_RATIO, speech_ratio=_BEAM_SPEECH_RATIO,
+                                      noise_mem=_BEAM_NOISE_MEM, speech_mem=_BEAM_SPEECH_MEM,
+                                      min_noise=_BEAM_MIN_NOISE, min_speech=_BEAM_MIN_SPEECH,
+                                      ramp=1.0 / max(1.0, _BEAM_RAMP_S * frames_per_s), k_lo=k_lo)
+                      if p.steady_beam else None)
         # per bin: the bins under min_hz, which go wholly to the background, are not blended
         self._blend = (np.where(np.arange(self.n_bins) >= k_lo, p.mic_blend, 0.0)
                        if p.mic_blend > 0 and self._pf else None)
@@ -181,6 +204,7 @@ class FrequencyDomainEngine(VoicePin):
         self.fifo = np.zeros((2, self.latency_samples))
         self.count = np.zeros(1, dtype=np.int64)
         self.align_st = new_align_state(self.n_bins)
+        self.beam_st, self.beam_cov = new_beam_state(self.n_bins)
 
     def _frames(self, ext: np.ndarray, first: int, n_frames: int) -> np.ndarray:
         """Learn from ``n_frames`` frames starting at row ``first`` of ``ext``; return (voice, background)."""
@@ -199,7 +223,10 @@ class FrequencyDomainEngine(VoicePin):
         iva_frames(spec, clip, self.w, self.v, self.cov, self.buf, self.cs, self.lvl, self.recent,
                    self._counters_arg, self._kernel_params, img, learned, near, self._k_near, self.w_out)
         if self._align is not None:
-            align_frames(img, self.align_st, self._align_out, self._align)
+            room = np.zeros(n_frames, dtype=np.int64)
+            align_frames(img, self.align_st, self._align_out, room, self._align)
+            if self._beam is not None:
+                beam_frames(spec, img, room, self.beam_st, self.beam_cov, self._beam)
         out = np.empty((n_frames * h, 2))
         raw = out
         syn = self._syn
@@ -287,7 +314,7 @@ class FrequencyDomainEngine(VoicePin):
         self.load_state_arrays(saved)
 
     _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "counters", "lst", "lab", "pin", "tail", "acc", "acc_raw", "fifo",
-              "count", "align_st")
+              "count", "align_st", "beam_st", "beam_cov")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
@@ -329,4 +356,5 @@ class FrequencyDomainEngine(VoicePin):
             "hop": self.hop,
             "samples_seen": int(self.count[0]),
             "bins_aligned": int(np.sum(self.align_st[6] == 1.0)),
+            "steady_beam": float(self.beam_st[8, 0]),
         }

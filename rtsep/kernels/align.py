@@ -55,6 +55,9 @@ PARAMS = np.dtype([
     ("hold", "i8"),         # frames in a row a bin must want a change before it is made
     ("start", "i8"),        # first frame at which a swap may change
     ("k_lo", "i8"),         # first bin that takes part (lower ones are never swapped)
+    ("swap", "i8"),         # 1: swap bins (steps 3-4); 0: only tell the room (the steady-noise beam's gate)
+    ("room_start", "i8"),   # first frame the room is told (0: never)
+    ("a_room", "f8"),       # forgetting factor per frame of the spreads the room is told from
 ])
 
 
@@ -64,12 +67,38 @@ def new_params(**fields: float) -> np.ndarray:
 
 
 def new_state(n_bins: int) -> np.ndarray:
-    """A fresh stream's state for :func:`align_frames`, shape (9, n_bins), float64, zeroed."""
-    return np.zeros((9, n_bins))
+    """A fresh stream's state for :func:`align_frames`, shape (11, n_bins), float64, zeroed."""
+    return np.zeros((11, n_bins))
 
 
 @njit(cache=True)
-def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, params: np.ndarray) -> None:
+def _steady(st: np.ndarray, row: int, k_lo: int, n_bins: int, s2: float, frac: float) -> bool:
+    """Whether one output is steady (spread², rows ``row`` and ``row + 1``, under ``s2``) in at least
+    ``frac`` of the bins from ``k_lo``."""
+    m = n_bins - k_lo
+    n_one = 0
+    for k in range(k_lo, n_bins):
+        if min(st[row, k], st[row + 1, k]) < s2:
+            n_one += 1
+    return m > 0 and n_one >= frac * m
+
+
+@njit(cache=True)
+def _vote(st: np.ndarray, row: int, k_lo: int, n_bins: int, margin: float) -> float:
+    """The bins' power-weighted votes from the spreads² in rows ``row``, ``row + 1``: > 0 names
+    output 1 as the one that moves, < 0 output 0."""
+    vote = 0.0
+    for k in range(k_lo, n_bins):
+        d = math.sqrt(st[row + 1, k]) - math.sqrt(st[row, k])
+        if d > margin:
+            vote += st[5, k]
+        elif d < -margin:
+            vote -= st[4, k]
+    return vote
+
+
+@njit(cache=True)
+def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.ndarray, params: np.ndarray) -> None:
     """Steps 1-4 on ``n`` frames of the two outputs' images, in place.
 
     Parameters
@@ -80,9 +109,14 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, params: np
     st : ndarray, shape (9, n_bins), float64
         The state: rows 0-1 the short-memory mean of each output's log power,
         2-3 its spread², 4-5 its power, 6 the swap (0 or 1), 7 the frames in a
-        row the bin has wanted a change, 8 (column 0) the frames seen.
+        row the bin has wanted a change, 8 (column 0) the frames seen, 9-10 the
+        spread² with the room's memory (``a_room``).
     frames : ndarray, shape (2,), int64
         Out: ``[frames of this call in a steady room, bins swapped after the last frame]``.
+    room : ndarray, shape (n,), int64
+        Out, per frame: 0 the room is not steady (or not yet ``room_start``
+        frames in), 1 it is and the votes put the voice on output 0, 2 on
+        output 1 (the swaps' ``start`` does not hold it back).
     params : ndarray
         :data:`PARAMS` record.
     """
@@ -113,26 +147,28 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, params: np
                 d = lv - st[q, k]
                 st[2 + q, k] = p.a_var * st[2 + q, k] + (1.0 - p.a_var) * d * d
                 st[4 + q, k] = p.a_var * st[4 + q, k] + (1.0 - p.a_var) * pw
+                st[9 + q, k] = p.a_room * st[9 + q, k] + (1.0 - p.a_room) * d * d
         if total > 0.0:
             st[8, 0] = n + 1.0
         # 2. a steady room: one output steady in most bins
-        m = n_bins - p.k_lo
-        s2 = p.s_steady * p.s_steady
-        n_one = 0
-        for k in range(p.k_lo, n_bins):
-            if min(st[2, k], st[3, k]) < s2:
-                n_one += 1
-        steady = m > 0 and n_one >= p.steady_frac * m and st[8, 0] >= p.start
+        steady = _steady(st, 2, p.k_lo, n_bins, p.s_steady * p.s_steady, p.steady_frac) and st[8, 0] >= p.start
+        # the room as the beam reads it, from room_start frames on: spreads of
+        # a shorter memory, corrected for their start from zero (uncorrected,
+        # every room reads steady for its first seconds; the swaps' start hides
+        # that), so that the room is told as soon as the demixers separate
+        room[t] = 0
+        if p.room_start > 0 and st[8, 0] >= p.room_start:
+            corr = 1.0 - p.a_room ** st[8, 0]
+            if _steady(st, 9, p.k_lo, n_bins, p.s_steady * p.s_steady * corr, p.steady_frac):
+                v = _vote(st, 9, p.k_lo, n_bins, p.margin * math.sqrt(corr))
+                room[t] = 2 if v > 0.0 else (1 if v < 0.0 else 0)
         # 3. each bin votes for the output that moves; the votes, weighted by power, name the voice's
         vote = 0.0
         if steady:
             n_steady += 1
-            for k in range(p.k_lo, n_bins):
-                d = math.sqrt(st[3, k]) - math.sqrt(st[2, k])
-                if d > p.margin:
-                    vote += st[5, k]
-                elif d < -p.margin:
-                    vote -= st[4, k]
+            vote = _vote(st, 2, p.k_lo, n_bins, p.margin)
+        if p.swap == 0:
+            continue
         for k in range(p.k_lo, n_bins):
             want = st[6, k]
             if steady:

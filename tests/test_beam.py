@@ -1,0 +1,98 @@
+"""The steady-noise beam (rtsep.kernels.beam): in a steady room the voice output takes an MVDR beam's output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rtsep.kernels.beam import beam_frames, new_params, new_state
+
+K, T = 12, 2400  # bins, frames (about 38 s at a 16 ms hop)
+TAIL = slice(T - 800, T)
+
+
+def _params(**kw) -> np.ndarray:
+    a = dict(a_smooth=0.7, rise=10 ** (20 / 10 / 62.5), bias=1.5, noise_ratio=2.0, speech_ratio=10.0,
+             noise_mem=300.0, speech_mem=200.0, min_noise=50.0, min_speech=20.0, ramp=1 / 30, k_lo=1)
+    return new_params(**{**a, **kw})
+
+
+def _gauss(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+
+
+def _scene(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two mics (T, 2, K): a talking voice (on/off, 30 dB of swing) from one direction, a steady
+    noise from another plus a little diffuse noise. Returns (mics, the voice's image at mic 0,
+    the outputs of a poor separation: the voice with 0.3 of the noise's amplitude left, and the rest)."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(K)
+    d_voice = np.stack([np.ones(K), 0.9 * np.exp(-1j * 0.2 * k)])        # (2, K)
+    d_noise = np.stack([np.ones(K), 1.1 * np.exp(1j * 0.35 * k)])
+    env = np.where((np.arange(T) // 15) % 3 == 0, 10 ** (-30 / 20), 1.0)
+    s = 2.0 * env[:, None] * _gauss(rng, (T, K))
+    nz = _gauss(rng, (T, K))
+    x = s[:, None, :] * d_voice[None] + nz[:, None, :] * d_noise[None] + 0.05 * _gauss(rng, (T, 2, K))
+    img = np.empty((T, 2, K), np.complex128)
+    img[:, 0] = s + 0.3 * (x[:, 0] - s)
+    img[:, 1] = x[:, 0] - img[:, 0]
+    return x, s, img
+
+
+def _beam(x: np.ndarray, img: np.ndarray, room: np.ndarray, **params) -> tuple[np.ndarray, np.ndarray]:
+    out = img.copy()
+    st, cov = new_state(K)
+    beam_frames(x, out, room, st, cov, _params(**params))
+    return out, st
+
+
+def _err_db(y: np.ndarray, s: np.ndarray) -> float:
+    return 10 * np.log10(np.sum(np.abs(y[TAIL, 1:] - s[TAIL, 1:]) ** 2) / np.sum(np.abs(s[TAIL, 1:]) ** 2))
+
+
+def test_in_a_steady_room_the_voice_output_takes_the_beam_and_the_pair_stays_the_mic():
+    x, s, img = _scene(0)
+    out, st = _beam(x, img, np.ones(T, np.int64))
+    assert st[8, 0] == 1.0  # fully blended in
+    # the separation left the noise about 10 dB down; the beam nulls the steady noise's direction
+    assert _err_db(img[:, 0], s) > -16.0
+    assert _err_db(out[:, 0], s) < _err_db(img[:, 0], s) - 6.0
+    np.testing.assert_allclose(out.sum(axis=1), img.sum(axis=1), atol=1e-12)
+    np.testing.assert_array_equal(out[:, :, 0], img[:, :, 0])  # under k_lo, as it was
+
+
+def test_the_beam_follows_the_output_the_room_gate_names():
+    x, s, img = _scene(1)
+    out, _ = _beam(x, img[:, ::-1].copy(), np.full(T, 2, np.int64))
+    assert _err_db(out[:, 1], s) < _err_db(img[:, 0], s) - 6.0
+
+
+def test_out_of_a_steady_room_nothing_changes_but_the_statistics_are_kept():
+    x, _, img = _scene(2)
+    out, st = _beam(x, img, np.zeros(T, np.int64))
+    np.testing.assert_array_equal(out, img)
+    assert st[8, 0] == 0.0 and np.all(st[4:7, 1:] > 0)  # noise frames with either output as the voice, speech on 0
+
+
+def test_the_blend_ramps_in_and_out_with_the_gate():
+    x, _, img = _scene(3)
+    room = np.zeros(T, np.int64)
+    room[600:1200] = 1
+    out, st = _beam(x, img, room)
+    assert st[8, 0] == 0.0
+    np.testing.assert_array_equal(out[:600], img[:600])
+    np.testing.assert_array_equal(out[1230:], img[1230:])  # gone 30 frames after the gate closed
+    assert np.any(out[600:1200] != img[600:1200])
+
+
+@pytest.mark.parametrize("cut", [1, 7, 97])
+def test_the_beam_does_not_depend_on_how_the_frames_are_handed_in(cut: int):
+    x, _, img = _scene(4)
+    room = np.ones(T, np.int64)
+    room[:300] = 0
+    whole, _ = _beam(x, img, room)
+    out = img.copy()
+    st, cov = new_state(K)
+    for a in range(0, T, cut):
+        beam_frames(x[a:a + cut], out[a:a + cut], room[a:a + cut], st, cov, _params())
+    np.testing.assert_array_equal(out, whole)
