@@ -12,7 +12,7 @@ TAIL = slice(T - 800, T)
 
 
 def _params(**kw) -> np.ndarray:
-    a = dict(a_smooth=0.7, rise=10 ** (20 / 10 / 62.5), bias=1.5, noise_ratio=2.0, speech_ratio=10.0,
+    a = dict(a_smooth=0.7, rise=10 ** (20 / 10 / 62.5), bias=1.5, noise_ratio=2.0, speech_ratio=10.0, speech_white=5.0,
              noise_mem=300.0, speech_mem=200.0, min_noise=50.0, min_speech=20.0, ramp=1 / 30, k_lo=1)
     return new_params(**{**a, **kw})
 

@@ -52,13 +52,13 @@ _ALIGN_STEADY, _ALIGN_STEADY_FRAC = 1.5, 0.5
 _ALIGN_MARGIN, _ALIGN_HOLD_S, _ALIGN_START_S = 0.25, 2.0, 10.0
 #: The steady-noise beam (:mod:`rtsep.kernels.beam`): the room gate's first
 #: reading and its spreads' memory (s), the presence tracker's smoothing and floor rise (s, dB/s), its
-#: noise-only and voice-dominated thresholds (times the floor), the frames each
+#: noise-only and voice-dominated thresholds (times the floor; then whitened power per mic), the frames each
 #: covariance averages over and needs, and the blend's ramp (s). Screened
 #: offline on the four pink-noise voice-call rooms (bench/VOICECALL.md): a floor
 #: rising 20 dB/s gave PESQ +0.44 where 6 dB/s gave +0.36 and 3 dB/s +0.32.
 _BEAM_ROOM_START_S, _BEAM_ROOM_MEMORY_S = 1.0, 1.5
 _BEAM_SMOOTH_S, _BEAM_RISE_DB_S, _BEAM_BIAS = 0.045, 20.0, 1.5
-_BEAM_NOISE_RATIO, _BEAM_SPEECH_RATIO = 2.0, 10.0
+_BEAM_NOISE_RATIO, _BEAM_SPEECH_RATIO, _BEAM_SPEECH_WHITE = 2.0, 10.0, 5.0
 _BEAM_NOISE_MEM, _BEAM_SPEECH_MEM, _BEAM_MIN_NOISE, _BEAM_MIN_SPEECH = 300.0, 200.0, 50.0, 20.0
 _BEAM_RAMP_S = 0.5
 
@@ -162,6 +162,7 @@ class FrequencyDomainEngine(VoicePin):
         self._beam = (new_beam_params(a_smooth=math.exp(-1.0 / (_BEAM_SMOOTH_S * frames_per_s)),
                                       rise=10.0 ** (_BEAM_RISE_DB_S / 10.0 / frames_per_s), bias=_BEAM_BIAS,
                                       noise_ratio=_BEAM_NOISE_RATIO, speech_ratio=_BEAM_SPEECH_RATIO,
+                                      speech_white=_BEAM_SPEECH_WHITE,
                                       noise_mem=_BEAM_NOISE_MEM, speech_mem=_BEAM_SPEECH_MEM,
                                       min_noise=_BEAM_MIN_NOISE, min_speech=_BEAM_MIN_SPEECH,
                                       ramp=1.0 / max(1.0, _BEAM_RAMP_S * frames_per_s), k_lo=k_lo)

@@ -10,9 +10,15 @@ speaks. So, per bin ``k`` and frame, from the two mics' spectra ``x[k]``:
 
 1. The voice output's power, smoothed (``a_smooth``), against its floor (a
    running minimum that may rise by ``rise`` a frame, times ``bias``): under
-   ``noise_ratio`` times the floor the bin holds noise only, over
-   ``speech_ratio`` it is dominated by the voice. Both outputs are tracked, so
-   that the one the room gate names can be read at once.
+   ``noise_ratio`` times the floor the bin holds noise only. The voice
+   dominates where the two mics, whitened by the noise covariance of step 2,
+   carry over ``speech_white`` times the noise's power per mic
+   (``xᴴ R_n⁻¹ x / 2``; until ``min_noise`` noise frames are in, where the
+   output's power is over ``speech_ratio`` floors). The whitened test uses
+   the noise covariance, which the floor estimates well, rather than the
+   output's own rises, which the noise's fluctuation blurs: the beam's voice
+   direction is the part the floor's test got wrong (engine screen,
+   bench/VOICECALL.md).
 2. The noise-only frames update the bin's noise covariance ``R_n`` and the
    voice-dominated ones its covariance ``R_s``, each a running mean over its
    last ``noise_mem`` / ``speech_mem`` such frames. Both outputs are read as
@@ -48,7 +54,8 @@ PARAMS = np.dtype([
     ("rise", "f8"),          # factor per frame by which a bin's power floor may rise
     ("bias", "f8"),          # the floor times this is the noise's mean power
     ("noise_ratio", "f8"),   # smoothed power under this many floors: noise only
-    ("speech_ratio", "f8"),  # ... over this many: the voice dominates
+    ("speech_ratio", "f8"),  # ... over this many: the voice dominates (until the noise covariance is known)
+    ("speech_white", "f8"),  # the mics' power whitened by the noise covariance, per mic, over this: the voice
     ("noise_mem", "f8"),     # noise-only frames the noise covariance averages over
     ("speech_mem", "f8"),    # voice-dominated frames the voice covariance averages over
     ("min_noise", "f8"),     # noise-only frames a bin needs before its beam is used
@@ -132,8 +139,23 @@ def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndar
             x0, x1 = spec[t, 0, k], spec[t, 1, k]
             for o in range(2):
                 g = st[PS0 + o, k] / (p.bias * st[FL0 + o, k] + 1e-30)
-                if g < p.noise_ratio or g > p.speech_ratio:
-                    s = 0 if g < p.noise_ratio else 1
+                noise = g < p.noise_ratio
+                speech = False
+                if not noise:
+                    if st[N_NOISE + o, k] >= p.min_noise:
+                        # the mics whitened by the noise's covariance: about 1 per mic where the
+                        # noise explains the frame; far more where the voice adds to it
+                        n00, n11, n01 = cov[o, 0, k, 0, 0].real, cov[o, 0, k, 1, 1].real, cov[o, 0, k, 0, 1]
+                        load = 1e-6 * (n00 + n11) + 1e-30
+                        det = (n00 + load) * (n11 + load) - (n01.real * n01.real + n01.imag * n01.imag)
+                        quad = ((n11 + load) * (x0.real * x0.real + x0.imag * x0.imag)
+                                + (n00 + load) * (x1.real * x1.real + x1.imag * x1.imag)
+                                - 2.0 * (x0.conjugate() * n01 * x1).real)
+                        speech = quad > 2.0 * p.speech_white * det
+                    else:
+                        speech = g > p.speech_ratio
+                if noise or speech:
+                    s = 0 if noise else 1
                     row = (N_NOISE if s == 0 else N_SPEECH) + o
                     st[row, k] += 1.0
                     b = 1.0 / min(st[row, k], p.noise_mem if s == 0 else p.speech_mem)
