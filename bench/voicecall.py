@@ -86,6 +86,7 @@ FD_NO_GATE = "rtsep fd --param pause_gate_db=0 (labelled)"
 FD_GATE_20 = "rtsep fd --param pause_gate_steady_db=20 (labelled)"
 FD_NO_ALIGN = "rtsep fd --param band_align=false (labelled)"
 FD_BLEND = "rtsep fd --param mic_blend=0.1 (labelled)"
+FD_NO_BEAM = "rtsep fd --param steady_beam=false (labelled)"
 FD_LD_DFN3 = "rtsep fd --low-delay --postfilter dfn3 (labelled)"
 TD_RNN = "rtsep td + low-delay post-filter + --postfilter rnnoise"
 FD_512 = "rtsep fd, defaults, frame=512 (labelled)"
@@ -117,6 +118,8 @@ FD_ROWS = {
                                          "defaults before it was on"),
     FD_BLEND: ({"mic_blend": 0.1}, "the defaults with a tenth of the mic blended into each output before its "
                                    "post-filter (V + 0.1·B): opt-in"),
+    FD_NO_BEAM: ({"steady_beam": False}, "the defaults without the MVDR beam for the voice in steady noise "
+                                         "(rtsep/kernels/beam.py): the defaults before it was on"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
     TD_PF: ({"engine": "td", "suppress_db": 16.0},
             "td (instantaneous demixing, no delay of its own) with the post-filter in a low-delay filter bank "
