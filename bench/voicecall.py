@@ -83,7 +83,7 @@ FD_LD = "rtsep fd --low-delay (labelled)"
 FD_VALLEYS = "rtsep fd --param comb_valleys=false (labelled)"
 FD_LD_VALLEYS = "rtsep fd --low-delay --param comb_valleys=false (labelled)"
 FD_NO_GATE = "rtsep fd --param pause_gate_db=0 (labelled)"
-FD_GATE_20 = "rtsep fd --param pause_gate_steady_db=20 (labelled)"
+FD_GATE_40 = "rtsep fd --param pause_gate_steady_db=40 (labelled)"
 FD_NO_ALIGN = "rtsep fd --param band_align=false (labelled)"
 FD_BLEND = "rtsep fd --param mic_blend=0.1 (labelled)"
 FD_NO_BEAM = "rtsep fd --param steady_beam=false (labelled)"
@@ -111,15 +111,15 @@ FD_ROWS = {
     FD_NO_GATE: ({"pause_gate_db": 0.0}, "the defaults without the post-filter's pause gate (frames of the voice "
                                         "output near its energy floor with no speech for 0.15 s taken down by up "
                                         "to 20 dB, rtsep/kernels/postfilter.py step 8): the defaults before it was on"),
-    FD_GATE_20: ({"pause_gate_steady_db": 20.0}, "the pause gate 20 dB deep whatever the background (not 40 while "
-                                                 "the background output is steady): the defaults of rtsep 4256c20"),
+    FD_GATE_40: ({"pause_gate_steady_db": 40.0}, "the pause gate 40 dB deep while the background output is "
+                                                 "steady (not 60): the defaults of rtsep 9479cac"),
     FD_NO_ALIGN: ({"band_align": False}, "the defaults without the band alignment in steady noise (each bin's voice "
                                          "given to the output whose level moves, rtsep/kernels/align.py): the "
                                          "defaults before it was on"),
     FD_BLEND: ({"mic_blend": 0.1}, "the defaults with a tenth of the mic blended into each output before its "
                                    "post-filter (V + 0.1·B): opt-in"),
     FD_NO_BEAM: ({"steady_beam": False}, "the defaults without the MVDR beam for the voice in steady noise "
-                                         "(rtsep/kernels/beam.py): the defaults before it was on"),
+                                         "(rtsep/kernels/beam.py)"),
     FD_512: ({"frame": 512}, "the defaults at frame=512 (hop 128): the same latency as --low-delay"),
     TD_PF: ({"engine": "td", "suppress_db": 16.0},
             "td (instantaneous demixing, no delay of its own) with the post-filter in a low-delay filter bank "

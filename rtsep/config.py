@@ -461,9 +461,11 @@ class FdParams(LabelFields):
         The pause gate's depth (dB, 0 to 60) while the background output is
         steady (pink noise, a fan: its spectral fluctuation of the comb valleys'
         gate at 3.0 dB or under, back to ``pause_gate_db`` at 3.5 dB). The
-        default 40 dB: in the voice-call rooms with pink noise OVRL +0.25 over
-        20 dB (bench/VOICECALL.md), where babble, café and music, which a 40 dB
-        gate everywhere would cost 0.03-0.07, keep 20.
+        default 60 dB (the most the gate takes): in the voice-call rooms with
+        pink noise, 40 gave OVRL +0.25 over 20 dB, and with the steady-noise
+        beam 60 gave +0.13 over 40 (four rooms: +0.04 to +0.31), PESQ, SDR and
+        ESTOI within 0.01 (bench/VOICECALL.md); babble, café and music, which
+        a deep gate everywhere would cost 0.03-0.07, keep 20.
     mic_blend : float
         Fraction (0 to 0.5) of the reference mic blended into each output
         before its post-filter, in place of the same fraction of that output:
@@ -558,7 +560,7 @@ class FdParams(LabelFields):
     suppress_db: float = 16.0
     comb_valleys: bool = True
     pause_gate_db: float = 20.0
-    pause_gate_steady_db: float = 40.0
+    pause_gate_steady_db: float = 60.0
     mic_blend: float = 0.0
     band_align: bool = True
     steady_beam: bool = True
