@@ -33,7 +33,10 @@ demixers give them:
 The swap exchanges the two outputs' images in the bin, so voice + background
 stays the mic, and the demixers themselves are left as they are: the IVA goes
 on from its own state, and if it leaves the wrong optimum, the spreads turn
-and the swap is undone. The owner is :class:`rtsep.engines.fd.FrequencyDomainEngine`.
+and the swap is undone. The same statistics, with a shorter memory
+(``a_room``) and corrected for their start from zero, tell the steady-noise
+beam (:mod:`rtsep.kernels.beam`) per frame whether the room is steady and which
+output holds the voice, from ``room_start`` on; ``swap=0`` only tells. The owner is :class:`rtsep.engines.fd.FrequencyDomainEngine`.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.n
     img : ndarray, shape (n, 2, n_bins), complex128
         Per frame, the two outputs' images at the reference mic, as the
         demixers give them; swapped bins are exchanged in place.
-    st : ndarray, shape (9, n_bins), float64
+    st : ndarray, shape (11, n_bins), float64
         The state: rows 0-1 the short-memory mean of each output's log power,
         2-3 its spread², 4-5 its power, 6 the swap (0 or 1), 7 the frames in a
         row the bin has wanted a change, 8 (column 0) the frames seen, 9-10 the
