@@ -93,6 +93,15 @@ def new_state(n_bins: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True)
+def _noise_loaded(cov: np.ndarray, o: int, k: int) -> tuple[float, float, complex]:
+    """Bin ``k``'s noise covariance with output ``o`` as the voice's, ``(R00, R11, R01)``, its
+    diagonal loaded by 1e-6 of its trace: bounded inverse for bins it cannot tell apart."""
+    n00, n11 = cov[o, 0, k, 0, 0].real, cov[o, 0, k, 1, 1].real
+    load = 1e-6 * (n00 + n11) + 1e-30
+    return n00 + load, n11 + load, cov[o, 0, k, 0, 1]
+
+
+@njit(cache=True)
 def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndarray, cov: np.ndarray,
                 params: np.ndarray) -> None:
     """Steps 1-4 on ``n`` frames, in place on ``img``.
@@ -145,11 +154,10 @@ def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndar
                     if st[N_NOISE + o, k] >= p.min_noise:
                         # the mics whitened by the noise's covariance: about 1 per mic where the
                         # noise explains the frame; far more where the voice adds to it
-                        n00, n11, n01 = cov[o, 0, k, 0, 0].real, cov[o, 0, k, 1, 1].real, cov[o, 0, k, 0, 1]
-                        load = 1e-6 * (n00 + n11) + 1e-30
-                        det = (n00 + load) * (n11 + load) - (n01.real * n01.real + n01.imag * n01.imag)
-                        quad = ((n11 + load) * (x0.real * x0.real + x0.imag * x0.imag)
-                                + (n00 + load) * (x1.real * x1.real + x1.imag * x1.imag)
+                        n00, n11, n01 = _noise_loaded(cov, o, k)
+                        det = n00 * n11 - (n01.real * n01.real + n01.imag * n01.imag)
+                        quad = (n11 * (x0.real * x0.real + x0.imag * x0.imag)
+                                + n00 * (x1.real * x1.real + x1.imag * x1.imag)
                                 - 2.0 * (x0.conjugate() * n01 * x1).real)
                         speech = quad > 2.0 * p.speech_white * det
                     else:
@@ -176,11 +184,8 @@ def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndar
             if not d0 > 0.0:
                 continue
             r = bb.conjugate() / d0
-            # the MVDR beam, R_n loaded by 1e-6 of its trace for bins it cannot tell apart
-            n00, n11, n01 = cov[q, 0, k, 0, 0].real, cov[q, 0, k, 1, 1].real, cov[q, 0, k, 0, 1]
-            load = 1e-6 * (n00 + n11) + 1e-30
-            n00 += load
-            n11 += load
+            # the MVDR beam
+            n00, n11, n01 = _noise_loaded(cov, q, k)
             u0 = n11 - n01 * r
             u1 = n00 * r - n01.conjugate()
             den = (u0 + r.conjugate() * u1).real
