@@ -32,8 +32,6 @@ import voicecall as vc  # noqa: E402
 
 from rtsep.metrics import BAND_EDGES_HZ, band_sdr  # noqa: E402
 
-EDGES = BAND_EDGES_HZ
-
 
 def scan(seconds: float, holdout: bool, margin: float, start_s: float = 0.0, **params: Any) -> list[dict[str, Any]]:
     """Per room: class, per-band SDR of mic 0, voice and background outputs from ``start_s`` on, and the bands marked permuted."""
@@ -62,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     params = {**({"low_delay": True} if a.low_delay else {}), **({"band_align": False} if a.no_align else {})}
     rows = scan(a.seconds, a.holdout, a.margin, a.start_s, **params)
-    bands = " ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(EDGES[:-1], EDGES[1:]))
+    bands = " ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:]))
     print(f"bands (Hz): {bands}")
     for r in rows:
         flag = "".join("P" if x else "." for x in r["permuted"])
