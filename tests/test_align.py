@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep.kernels.align import align_frames, new_params, new_state
+from rtsep.kernels.align import EARLY_SUBS, align_frames, new_params, new_state
 
 K, LO = 48, 2  # bins, first bin that takes part
 HALF = K // 2
+SUB = 16  # frames per sub-window of the early room (step 5)
 
 
 def _params(**kw) -> np.ndarray:
     a = dict(a_short=np.exp(-1 / 8), a_var=np.exp(-1 / 60), s_steady=1.5, steady_frac=0.5, margin=0.25,
-             hold=20, start=100, k_lo=LO, swap=1, room_start=30, a_room=np.exp(-1 / 60))
+             hold=20, start=100, k_lo=LO, swap=1, room_start=30, a_room=np.exp(-1 / 60),
+             early_until=0, early_sub=SUB, early_spread=2.2, early_keep=3.0, early_top=K, a_early=np.exp(-1 / 3))
     return new_params(**{**a, **kw})
 
 
@@ -109,3 +111,49 @@ def test_the_room_gate_names_the_voice_output_from_the_first_seconds_and_swap_0_
     # the spreads settle within a few of their memories (60 frames), well before start (100)
     assert np.all(room[100:] == 1)
     assert np.all(room[:29] == 0) and np.mean(room[29:100] == 1) > 0.5
+
+
+def _unseparated(seed: int, t: int, steady: bool) -> np.ndarray:
+    """Two outputs (t, 2, K) that are both half of the mic, as the demixers' first frames give them.
+
+    The mic: a talker who pauses for half of every sub-window (30 dB down), over a steady
+    noise 20 dB under the talker, or over a second talker who speaks in some sub-windows
+    (5 dB under the first) and is silent in the others (35 dB under), at random.
+    """
+    rng = np.random.default_rng(seed)
+    env = np.where((np.arange(t) % SUB) < SUB // 2, 10 ** (-30 / 20), 1.0)
+    voice = env[:, None] * _gauss(rng, (t, K))
+    if steady:
+        level = np.full(t, 10 ** (-20 / 20))
+    else:
+        level = np.repeat(np.where(rng.random(t // SUB + 1) < 0.5, 10 ** (-5 / 20), 10 ** (-35 / 20)), SUB)[:t]
+    mic = voice + level[:, None] * _gauss(rng, (t, K))
+    return np.stack([0.5 * mic, 0.5 * mic], axis=1)
+
+
+def _early_room(seed: int, steady: bool, frames: int = 700, **params) -> np.ndarray:
+    img = _unseparated(seed, frames, steady)
+    room = np.full(frames, -1, np.int64)
+    align_frames(img, new_state(K), np.zeros(2, np.int64), room, _params(**{"swap": 0, "early_until": 500, **params}))
+    return room
+
+
+def test_before_the_outputs_separate_a_steady_floor_at_the_mic_tells_the_room_steady_until_early_until():
+    room = _early_room(0, steady=True)
+    # the first frame (counted from 1) at which EARLY_SUBS sub-windows have closed after the first one
+    first = (EARLY_SUBS + 1) * SUB
+    assert np.all(room[:first - 1] == 0)
+    assert np.all(room[first - 1:499] == 3)
+    assert np.all(room[499:] == 0)  # the outputs never separate here, and the early room is over
+
+
+def test_a_floor_that_moves_with_a_second_talker_is_never_told_steady_early():
+    room = _early_room(0, steady=False)
+    np.testing.assert_array_equal(room, 0)
+
+
+def test_the_early_room_is_off_at_early_until_0_and_gives_way_to_the_outputs_own_gate():
+    np.testing.assert_array_equal(_early_room(0, steady=True, early_until=0), 0)
+    # separated outputs over a steady noise: the outputs' own gate speaks (1) from its start on
+    _, _, _, _, room = _align(0, steady=True, swap=0, early_until=500)
+    assert np.all(room[100:] == 1)

@@ -187,10 +187,12 @@ def test_the_post_filter_changes_the_voice_only(mix: np.ndarray, whole) -> None:
     assert not np.allclose(v, v0, atol=1e-6)
 
 
-def test_band_alignment_and_the_steady_beam_keep_the_stream_exact(mix: np.ndarray,
+@pytest.mark.parametrize("gate", ["outputs", "mic"])
+def test_band_alignment_and_the_steady_beam_keep_the_stream_exact(mix: np.ndarray, gate: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Block cuts and a save/resume change nothing while bins are being swapped (rtsep.kernels.align)
-    and the steady-noise beam is blended in (rtsep.kernels.beam)."""
+    and the steady-noise beam is blended in (rtsep.kernels.beam) on the output the label names,
+    the room told steady by the outputs or, before they separate, by the reference mic's floor."""
     import rtsep.engines.fd as fd_mod
 
     # every room read as steady, from the start, any difference a vote, and the demixers' outputs
@@ -199,6 +201,11 @@ def test_band_alignment_and_the_steady_beam_keep_the_stream_exact(mix: np.ndarra
                         ("_ALIGN_MARGIN", 0.0), ("_BEAM_ROOM_START_S", 0.05), ("_BEAM_MIN_NOISE", 5.0),
                         ("_BEAM_MIN_SPEECH", 2.0), ("_BEAM_RAMP_S", 0.1)):
         monkeypatch.setattr(fd_mod, name, value)
+    if gate == "mic":
+        # the outputs never tell the room; the mic's floor tells it steady from its 7th short sub-window
+        for name, value in (("_BEAM_ROOM_START_S", 1e3), ("_BEAM_EARLY_SUB_S", 0.032),
+                            ("_BEAM_EARLY_SPREAD_DB", 1e9), ("_BEAM_EARLY_KEEP_DB", 1e9)):
+            monkeypatch.setattr(fd_mod, name, value)
     cfg = {**CFG, "warmup_s": 0.0}
     eng = FrequencyDomainEngine(FS, 2, **cfg)
     v, b = eng.process(mix)
@@ -219,6 +226,33 @@ def test_band_alignment_and_the_steady_beam_keep_the_stream_exact(mix: np.ndarra
     off = FrequencyDomainEngine(FS, 2, band_align=False, steady_beam=False, **cfg)
     off.process(mix)
     assert off.info()["bins_aligned"] == 0 and off.info()["steady_beam"] == 0
+
+
+@pytest.mark.parametrize("voice", [0, 1])
+def test_the_steady_beam_serves_the_output_the_label_names(mix: np.ndarray, voice: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The room gate says whether the room is steady; the output the beam takes for the voice's is the
+    one the label names (here pinned), never the one the user hears as the background."""
+    import rtsep.engines.fd as fd_mod
+
+    # the outputs never tell the room; the mic's floor tells it steady from its 7th short sub-window
+    for name, value in (("_BEAM_ROOM_START_S", 1e3), ("_BEAM_EARLY_SUB_S", 0.032), ("_BEAM_EARLY_SPREAD_DB", 1e9),
+                        ("_BEAM_EARLY_KEEP_DB", 1e9), ("_BEAM_MIN_NOISE", 5.0), ("_BEAM_MIN_SPEECH", 2.0),
+                        ("_BEAM_RAMP_S", 0.1)):
+        monkeypatch.setattr(fd_mod, name, value)
+    told = []
+    beam_frames = fd_mod.beam_frames
+
+    def spy(spec, img, room, *rest):
+        told.append(room.copy())
+        beam_frames(spec, img, room, *rest)
+
+    monkeypatch.setattr(fd_mod, "beam_frames", spy)
+    eng = FrequencyDomainEngine(FS, 2, **{**CFG, "warmup_s": 0.0, "voice": voice})
+    eng.process(mix)
+    told = np.concatenate(told)
+    assert np.any(told != 0) and np.all(told[told != 0] == voice + 1)
+    assert eng.info()["steady_beam"] > 0
 
 
 @pytest.mark.parametrize("low_delay", [False, True])
@@ -254,8 +288,10 @@ def test_mic_blend_without_the_post_filter_is_refused_in_one_line() -> None:
 @pytest.mark.parametrize("low_delay", [False, True])
 def test_projection_back_is_exactly_additive(mix: np.ndarray, low_delay: bool) -> None:
     # the two images are synthesised independently (each its own inverse STFT);
-    # their sum must be the reference mic through the STFT, i.e. delayed
-    out = [FrequencyDomainEngine(FS, 2, voice=q, min_hz=0, suppress_db=0, low_delay=low_delay, **CFG).process(mix)[0]
+    # their sum must be the reference mic through the STFT, i.e. delayed. The
+    # steady-noise beam is off: it serves the pinned output, a different one in each run
+    out = [FrequencyDomainEngine(FS, 2, voice=q, min_hz=0, suppress_db=0, low_delay=low_delay, steady_beam=False,
+                                 **CFG).process(mix)[0]
            for q in (0, 1)]
     lat = FrequencyDomainEngine(FS, 2, low_delay=low_delay, **CFG).latency_samples
     np.testing.assert_allclose(out[0] + out[1], np.r_[np.zeros(lat), mix[:-lat, 0]], rtol=0, atol=1e-12)

@@ -66,6 +66,18 @@ _BEAM_SMOOTH_S, _BEAM_RISE_DB_S, _BEAM_BIAS = 0.045, 20.0, 1.5
 _BEAM_NOISE_RATIO, _BEAM_SPEECH_RATIO, _BEAM_SPEECH_WHITE = 2.0, 10.0, 5.0
 _BEAM_NOISE_MEM, _BEAM_SPEECH_MEM, _BEAM_MIN_NOISE, _BEAM_MIN_SPEECH = 300.0, 200.0, 50.0, 20.0
 _BEAM_RAMP_S = 0.5
+#: The room told steady early (:mod:`rtsep.kernels.align`, step 5): until this
+#: time (s), the reference mic's floor taken in sub-windows of this length (s)
+#: over a band up to this frequency (Hz), its power smoothed over this (s), the
+#: spread (dB) under which it is steady and the one under which it stays so. Screened on the 22 voice-call rooms
+#: (bench/VOICECALL.md, "The beam from the first seconds"): it told the four pink
+#: rooms at 1.8 s and none of the 18 others before 8 s.
+_BEAM_EARLY_UNTIL_S, _BEAM_EARLY_SUB_S, _BEAM_EARLY_TOP_HZ = 8.0, 0.256, 6250.0
+_BEAM_EARLY_SMOOTH_S, _BEAM_EARLY_SPREAD_DB, _BEAM_EARLY_KEEP_DB = 0.048, 2.0, 3.0
+#: The beam serves the output the voice label names, as the label stood at the
+#: last multiple of this time (s): cut on a fixed grid of frames, so that how the
+#: input is cut into blocks does not change it.
+_BEAM_VOICE_GRID_S = 0.256
 
 
 def _lag_window(n: int, half: int) -> np.ndarray:
@@ -161,8 +173,15 @@ class FrequencyDomainEngine(VoicePin):
                                         swap=int(p.band_align),
                                         room_start=max(1, round(_BEAM_ROOM_START_S * frames_per_s))
                                         if p.steady_beam else 0,
-                                        a_room=math.exp(-1.0 / (_BEAM_ROOM_MEMORY_S * frames_per_s)))
+                                        a_room=math.exp(-1.0 / (_BEAM_ROOM_MEMORY_S * frames_per_s)),
+                                        early_until=round(_BEAM_EARLY_UNTIL_S * frames_per_s)
+                                        if p.steady_beam else 0,
+                                        early_sub=max(1, round(_BEAM_EARLY_SUB_S * frames_per_s)),
+                                        early_spread=_BEAM_EARLY_SPREAD_DB, early_keep=_BEAM_EARLY_KEEP_DB,
+                                        early_top=int(math.ceil(_BEAM_EARLY_TOP_HZ * self.frame / self.fs)),
+                                        a_early=math.exp(-1.0 / (_BEAM_EARLY_SMOOTH_S * frames_per_s)))
                        if p.band_align or p.steady_beam else None)
+        self._voice_grid = max(1, round(_BEAM_VOICE_GRID_S * frames_per_s))
         self._align_out = np.zeros(2, dtype=np.int64)
         self._beam = (new_beam_params(a_smooth=math.exp(-1.0 / (_BEAM_SMOOTH_S * frames_per_s)),
                                       rise=10.0 ** (_BEAM_RISE_DB_S / 10.0 / frames_per_s), bias=_BEAM_BIAS,
@@ -211,6 +230,8 @@ class FrequencyDomainEngine(VoicePin):
         self.count = np.zeros(1, dtype=np.int64)
         self.align_st = new_align_state(self.n_bins)
         self.beam_st, self.beam_cov = new_beam_state(self.n_bins)
+        # the output the beam serves: the voice label's, as of the last grid frame
+        self.beam_voice = np.array([int(self.lab[0])], dtype=np.int64)
 
     def _frames(self, ext: np.ndarray, first: int, n_frames: int) -> np.ndarray:
         """Learn from ``n_frames`` frames starting at row ``first`` of ``ext``; return (voice, background)."""
@@ -232,6 +253,10 @@ class FrequencyDomainEngine(VoicePin):
             room = np.zeros(n_frames, dtype=np.int64)
             align_frames(img, self.align_st, self._align_out, room, self._align)
             if self._beam is not None:
+                # the room gate says whether the room is steady; which output holds
+                # the voice is the label's word, so the beam never takes the
+                # output the user hears as the background
+                room[room != 0] = self.beam_voice[0] + 1
                 beam_frames(spec, img, room, self.beam_st, self.beam_cov, self._beam)
         out = np.empty((n_frames * h, 2))
         raw = out
@@ -303,9 +328,13 @@ class FrequencyDomainEngine(VoicePin):
         k = k_first
         while k <= k_last:
             nf = min(_FRAMES_PER_CHUNK, k_last - k + 1)
+            if self._beam is not None:
+                nf = min(nf, self._voice_grid - (k - 1) % self._voice_grid)
             # frame k ends at sample k*h (exclusive); ext row 0 is sample c0 - frame + 1
             parts.append(self._frames(ext, k * h - c0 - 1, nf))
             k += nf
+            if self._beam is not None and (k - 1) % self._voice_grid == 0:
+                self.beam_voice[0] = int(self.lab[0])
         self.count[0] = c0 + n
         self.tail = np.ascontiguousarray(ext[ext.shape[0] - (self.frame - 1):])
         ready = np.concatenate(parts, axis=1) if len(parts) > 1 else self.fifo
@@ -320,7 +349,7 @@ class FrequencyDomainEngine(VoicePin):
         self.load_state_arrays(saved)
 
     _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "counters", "lst", "lab", "pin", "tail", "acc", "acc_raw", "fifo",
-              "count", "align_st", "beam_st", "beam_cov")
+              "count", "align_st", "beam_st", "beam_cov", "beam_voice")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""

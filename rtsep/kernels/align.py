@@ -36,7 +36,21 @@ on from its own state, and if it leaves the wrong optimum, the spreads turn
 and the swap is undone. The same statistics, with a shorter memory
 (``a_room``) and corrected for their start from zero, tell the steady-noise
 beam (:mod:`rtsep.kernels.beam`) per frame whether the room is steady and which
-output holds the voice, from ``room_start`` on; ``swap=0`` only tells. The owner is :class:`rtsep.engines.fd.FrequencyDomainEngine`.
+output holds the voice, from ``room_start`` on; ``swap=0`` only tells.
+
+5. Those statistics need the demixers to have separated, which in steady
+   noise takes them 2.5-5 s. Until frame ``early_until`` the room is also
+   told steady from the reference mic alone: its power per bin (``a_early``),
+   the least of it in each sub-window of ``early_sub`` frames, and the
+   spread of those floors' logs over the last :data:`EARLY_SUBS`
+   sub-windows (the first sub-window of the stream left out). A steady noise keeps its floor (median spread over the bins
+   from ``k_lo`` to ``early_top`` 1.6-2.2 dB in the four pink voice-call
+   rooms from 1.5 s on); music, babble, café and a second talker move theirs
+   (2.3-5.9 dB). Once told, the room stays steady while the spread is under
+   ``early_keep``. The mic does not say which output holds the voice: the
+   owner gives the beam the one its label names.
+
+The owner is :class:`rtsep.engines.fd.FrequencyDomainEngine`.
 """
 
 from __future__ import annotations
@@ -61,7 +75,16 @@ PARAMS = np.dtype([
     ("swap", "i8"),         # 1: swap bins (steps 3-4); 0: only tell the room (the steady-noise beam's gate)
     ("room_start", "i8"),   # first frame the room is told (0: never)
     ("a_room", "f8"),       # forgetting factor per frame of the spreads the room is told from
+    ("early_until", "i8"),  # the early room (step 5) is told until this frame (0: never)
+    ("early_sub", "i8"),    # frames per sub-window of the reference mic's floor
+    ("early_spread", "f8"), # the floor's spread (dB, median over the bins) under which the room is steady early
+    ("early_keep", "f8"),   # ... and under which it stays so once it is (dB, >= early_spread)
+    ("early_top", "i8"),    # bins from k_lo up to this one (excluded) take part in the early room
+    ("a_early", "f8"),      # forgetting factor per frame of the reference mic's power
 ])
+
+#: Sub-windows whose floors the early room's spread is taken over (step 5).
+EARLY_SUBS = 6
 
 
 def new_params(**fields: float) -> np.ndarray:
@@ -70,8 +93,8 @@ def new_params(**fields: float) -> np.ndarray:
 
 
 def new_state(n_bins: int) -> np.ndarray:
-    """A fresh stream's state for :func:`align_frames`, shape (11, n_bins), float64, zeroed."""
-    return np.zeros((11, n_bins))
+    """A fresh stream's state for :func:`align_frames`, shape (13 + EARLY_SUBS, n_bins), float64, zeroed."""
+    return np.zeros((13 + EARLY_SUBS, n_bins))
 
 
 @njit(cache=True)
@@ -101,6 +124,46 @@ def _vote(st: np.ndarray, row: int, k_lo: int, n_bins: int, margin: float) -> fl
 
 
 @njit(cache=True)
+def _early_floor(img: np.ndarray, t: int, st: np.ndarray, p: np.void) -> None:
+    """Step 5 on frame ``t``: the reference mic's floor per sub-window, and whether it held still."""
+    n = st[8, 0]  # frames seen, this one included
+    top = min(p.early_top, img.shape[2])
+    first = (n - 1.0) % p.early_sub == 0.0
+    for k in range(p.k_lo, top):
+        # the two images add up to the reference mic (swaps exchange them, never change the sum)
+        x = img[t, 0, k] + img[t, 1, k]
+        pw = x.real * x.real + x.imag * x.imag
+        st[11, k] = pw if n == 1.0 else p.a_early * st[11, k] + (1.0 - p.a_early) * pw
+        if first or st[11, k] < st[12, k]:
+            st[12, k] = st[11, k]
+    if n % p.early_sub != 0.0:
+        return
+    n_ring = st.shape[0] - 13
+    slot = int(st[8, 2]) % n_ring
+    for k in range(p.k_lo, top):
+        st[13 + slot, k] = math.log(st[12, k] + 1e-30)
+    st[8, 2] += 1.0
+    was = st[8, 1] == 1.0
+    st[8, 1] = 0.0
+    # the first sub-window is left out: the smoothed power starts at one frame's
+    if st[8, 2] <= n_ring or top <= p.k_lo:
+        return
+    spreads = np.empty(top - p.k_lo)
+    for k in range(p.k_lo, top):
+        mean = 0.0
+        for u in range(n_ring):
+            mean += st[13 + u, k]
+        mean /= n_ring
+        var = 0.0
+        for u in range(n_ring):
+            var += (st[13 + u, k] - mean) ** 2
+        spreads[k - p.k_lo] = math.sqrt(var / n_ring)
+    # a room told steady stays so under a wider spread: a beam that comes and goes costs more than it gives
+    if 10.0 / math.log(10.0) * np.median(spreads) < (p.early_keep if was else p.early_spread):
+        st[8, 1] = 1.0
+
+
+@njit(cache=True)
 def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.ndarray, params: np.ndarray) -> None:
     """Steps 1-4 on ``n`` frames of the two outputs' images, in place.
 
@@ -109,17 +172,21 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.n
     img : ndarray, shape (n, 2, n_bins), complex128
         Per frame, the two outputs' images at the reference mic, as the
         demixers give them; swapped bins are exchanged in place.
-    st : ndarray, shape (11, n_bins), float64
+    st : ndarray, shape (13 + EARLY_SUBS, n_bins), float64
         The state: rows 0-1 the short-memory mean of each output's log power,
         2-3 its spread², 4-5 its power, 6 the swap (0 or 1), 7 the frames in a
-        row the bin has wanted a change, 8 (column 0) the frames seen, 9-10 the
-        spread² with the room's memory (``a_room``).
+        row the bin has wanted a change, 8 the frames seen (column 0), whether
+        the early room is steady (1) and the sub-windows closed (2), 9-10 the
+        spread² with the room's memory (``a_room``); step 5: 11 the reference
+        mic's smoothed power, 12 its least in the current sub-window, 13 on the
+        logs of the last sub-windows' floors.
     frames : ndarray, shape (2,), int64
         Out: ``[frames of this call in a steady room, bins swapped after the last frame]``.
     room : ndarray, shape (n,), int64
         Out, per frame: 0 the room is not steady (or not yet ``room_start``
         frames in), 1 it is and the votes put the voice on output 0, 2 on
-        output 1 (the swaps' ``start`` does not hold it back).
+        output 1 (the swaps' ``start`` does not hold it back), 3 the reference
+        mic's floor says it is (step 5) and the outputs do not yet.
     params : ndarray
         :data:`PARAMS` record.
     """
@@ -153,6 +220,8 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.n
                 st[9 + q, k] = p.a_room * st[9 + q, k] + (1.0 - p.a_room) * d * d
         if total > 0.0:
             st[8, 0] = n + 1.0
+            if p.early_until > 0:
+                _early_floor(img, t, st, p)
         # 2. a steady room: one output steady in most bins
         steady = _steady(st, 2, p.k_lo, n_bins, p.s_steady * p.s_steady, p.steady_frac) and st[8, 0] >= p.start
         # the room as the beam reads it, from room_start frames on: spreads of
@@ -165,6 +234,9 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.n
             if _steady(st, 9, p.k_lo, n_bins, p.s_steady * p.s_steady * corr, p.steady_frac):
                 v = _vote(st, 9, p.k_lo, n_bins, p.margin * math.sqrt(corr))
                 room[t] = 2 if v > 0.0 else (1 if v < 0.0 else 0)
+        # 5. before the demixers separate, the reference mic's floor alone
+        if room[t] == 0 and st[8, 1] == 1.0 and st[8, 0] < p.early_until:
+            room[t] = 3
         # 3. each bin votes for the output that moves; the votes, weighted by power, name the voice's
         vote = 0.0
         if steady:
