@@ -69,9 +69,11 @@ _BEAM_RAMP_S = 0.5
 #: The room told steady early (:mod:`rtsep.kernels.align`, step 5): until this
 #: time (s), the reference mic's floor taken in sub-windows of this length (s)
 #: over a band up to this frequency (Hz), its power smoothed over this (s), the
-#: spread (dB) under which it is steady and the one under which it stays so. Screened on the 22 voice-call rooms
-#: (bench/VOICECALL.md, "The beam from the first seconds"): it told the four pink
-#: rooms at 1.8 s and none of the 18 others before 8 s.
+#: spread (dB) under which it is steady and the one under which it stays so.
+#: Screened on the 22 voice-call rooms (bench/VOICECALL.md, "The beam from the
+#: first seconds"): it told the four pink rooms at 1.8 s and none of the 18
+#: others; at 2.2 dB it let a café room in for 1.3 s, and without the wider
+#: spread to stay, a pink room's beam came and went (OVRL -0.11).
 _BEAM_EARLY_UNTIL_S, _BEAM_EARLY_SUB_S, _BEAM_EARLY_TOP_HZ = 8.0, 0.256, 6250.0
 _BEAM_EARLY_SMOOTH_S, _BEAM_EARLY_SPREAD_DB, _BEAM_EARLY_KEEP_DB = 0.048, 2.0, 3.0
 #: The beam serves the output the voice label names, as the label stood at the

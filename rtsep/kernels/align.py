@@ -35,20 +35,25 @@ stays the mic, and the demixers themselves are left as they are: the IVA goes
 on from its own state, and if it leaves the wrong optimum, the spreads turn
 and the swap is undone. The same statistics, with a shorter memory
 (``a_room``) and corrected for their start from zero, tell the steady-noise
-beam (:mod:`rtsep.kernels.beam`) per frame whether the room is steady and which
-output holds the voice, from ``room_start`` on; ``swap=0`` only tells.
+beam (:mod:`rtsep.kernels.beam`) per frame whether the room is steady, and
+their vote which output holds the voice, from ``room_start`` on; ``swap=0``
+only tells. (The engine gives the beam the output its voice label names
+instead of the vote's: early on the vote named the output the label does not
+use, and in one pink room it changed its mind at 5 s.)
 
 5. Those statistics need the demixers to have separated, which in steady
    noise takes them 2.5-5 s. Until frame ``early_until`` the room is also
    told steady from the reference mic alone: its power per bin (``a_early``),
    the least of it in each sub-window of ``early_sub`` frames, and the
    spread of those floors' logs over the last :data:`EARLY_SUBS`
-   sub-windows (the first sub-window of the stream left out). A steady noise keeps its floor (median spread over the bins
-   from ``k_lo`` to ``early_top`` 1.6-2.2 dB in the four pink voice-call
-   rooms from 1.5 s on); music, babble, café and a second talker move theirs
-   (2.3-5.9 dB). Once told, the room stays steady while the spread is under
-   ``early_keep``. The mic does not say which output holds the voice: the
-   owner gives the beam the one its label names.
+   sub-windows (the stream's first sub-window left out). A steady noise
+   keeps its floor: the median spread over the bins from ``k_lo`` to
+   ``early_top`` was 1.8-1.9 dB at the first reading (1.8 s) in the four
+   pink voice-call rooms and at most 2.1 dB before 8 s; music, babble, café
+   and a second talker move theirs (at least 2.35 dB before 8 s in the 18
+   others). The room is steady under ``early_spread`` and, once told, stays
+   so under ``early_keep``. The mic does not say which output holds the
+   voice: the owner gives the beam the one its label names.
 
 The owner is :class:`rtsep.engines.fd.FrequencyDomainEngine`.
 """
@@ -165,7 +170,7 @@ def _early_floor(img: np.ndarray, t: int, st: np.ndarray, p: np.void) -> None:
 
 @njit(cache=True)
 def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.ndarray, params: np.ndarray) -> None:
-    """Steps 1-4 on ``n`` frames of the two outputs' images, in place.
+    """Steps 1-5 on ``n`` frames of the two outputs' images, in place.
 
     Parameters
     ----------
@@ -176,7 +181,8 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.n
         The state: rows 0-1 the short-memory mean of each output's log power,
         2-3 its spread², 4-5 its power, 6 the swap (0 or 1), 7 the frames in a
         row the bin has wanted a change, 8 the frames seen (column 0), whether
-        the early room is steady (1) and the sub-windows closed (2), 9-10 the
+        the early room is steady (column 1) and the sub-windows closed (column
+        2), 9-10 the
         spread² with the room's memory (``a_room``); step 5: 11 the reference
         mic's smoothed power, 12 its least in the current sub-window, 13 on the
         logs of the last sub-windows' floors.

@@ -23,8 +23,10 @@ speaks. So, per bin ``k`` and frame, from the two mics' spectra ``x[k]``:
    voice-dominated ones its covariance ``R_s``, each a running mean over its
    last ``noise_mem`` / ``speech_mem`` such frames. Both outputs are read as
    the voice's, each into its own pair, from the first frame: when the room
-   gate (:func:`rtsep.kernels.align.align_frames`) finds the room steady and
-   names the voice's output, that output's pair has the whole past behind it.
+   gate (:func:`rtsep.kernels.align.align_frames`: from the outputs' spreads,
+   or before they separate from the reference mic's floor) finds the room
+   steady, the output the owner names (the voice label's) has the whole past
+   behind it.
 3. The voice's relative transfer function ``d`` (``d[0] = 1``, the reference
    mic) is the principal eigenvector of ``R_s - R_n``; the MVDR beam
    ``w = R_n⁻¹ d / (dᴴ R_n⁻¹ d)`` passes the voice's image at the reference mic
