@@ -187,6 +187,12 @@ def test_the_post_filter_changes_the_voice_only(mix: np.ndarray, whole) -> None:
     assert not np.allclose(v, v0, atol=1e-6)
 
 
+#: fd constants under which the outputs never tell the room steady and the mic's floor tells it
+#: so from its 7th short sub-window (rtsep.kernels.align, step 5)
+_MIC_GATE_ONLY = (("_BEAM_ROOM_START_S", 1e3), ("_BEAM_EARLY_SUB_S", 0.032), ("_BEAM_EARLY_SPREAD_DB", 1e9),
+                  ("_BEAM_EARLY_KEEP_DB", 1e9))
+
+
 @pytest.mark.parametrize("gate", ["outputs", "mic"])
 def test_band_alignment_and_the_steady_beam_keep_the_stream_exact(mix: np.ndarray, gate: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,9 +208,7 @@ def test_band_alignment_and_the_steady_beam_keep_the_stream_exact(mix: np.ndarra
                         ("_BEAM_MIN_SPEECH", 2.0), ("_BEAM_RAMP_S", 0.1)):
         monkeypatch.setattr(fd_mod, name, value)
     if gate == "mic":
-        # the outputs never tell the room; the mic's floor tells it steady from its 7th short sub-window
-        for name, value in (("_BEAM_ROOM_START_S", 1e3), ("_BEAM_EARLY_SUB_S", 0.032),
-                            ("_BEAM_EARLY_SPREAD_DB", 1e9), ("_BEAM_EARLY_KEEP_DB", 1e9)):
+        for name, value in _MIC_GATE_ONLY:
             monkeypatch.setattr(fd_mod, name, value)
     cfg = {**CFG, "warmup_s": 0.0}
     eng = FrequencyDomainEngine(FS, 2, **cfg)
@@ -235,10 +239,7 @@ def test_the_steady_beam_serves_the_output_the_label_names(mix: np.ndarray, voic
     one the label names (here pinned), never the one the user hears as the background."""
     import rtsep.engines.fd as fd_mod
 
-    # the outputs never tell the room; the mic's floor tells it steady from its 7th short sub-window
-    for name, value in (("_BEAM_ROOM_START_S", 1e3), ("_BEAM_EARLY_SUB_S", 0.032), ("_BEAM_EARLY_SPREAD_DB", 1e9),
-                        ("_BEAM_EARLY_KEEP_DB", 1e9), ("_BEAM_MIN_NOISE", 5.0), ("_BEAM_MIN_SPEECH", 2.0),
-                        ("_BEAM_RAMP_S", 0.1)):
+    for name, value in (*_MIC_GATE_ONLY, ("_BEAM_MIN_NOISE", 5.0), ("_BEAM_MIN_SPEECH", 2.0), ("_BEAM_RAMP_S", 0.1)):
         monkeypatch.setattr(fd_mod, name, value)
     told = []
     beam_frames = fd_mod.beam_frames

@@ -226,7 +226,8 @@ def align_frames(img: np.ndarray, st: np.ndarray, frames: np.ndarray, room: np.n
                 st[9 + q, k] = p.a_room * st[9 + q, k] + (1.0 - p.a_room) * d * d
         if total > 0.0:
             st[8, 0] = n + 1.0
-            if p.early_until > 0:
+            # past early_until the early room is never read: its floors need not be kept
+            if st[8, 0] < p.early_until:
                 _early_floor(img, t, st, p)
         # 2. a steady room: one output steady in most bins
         steady = _steady(st, 2, p.k_lo, n_bins, p.s_steady * p.s_steady, p.steady_frac) and st[8, 0] >= p.start
