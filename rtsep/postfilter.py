@@ -61,6 +61,9 @@ _TRACK_TAU_S, _TRACK_P_TAU_S = 0.0717, 0.152
 _TRACK_XI_DB = 15.0
 _TRACK_P_MAX = 0.99
 _TRACK_INIT_S = 0.08
+#: A frame whose voice is quieter than white noise at this level (dBFS, through
+#: a Hann window of the frame) is silence: the noise floors hold through it.
+_SILENCE_DBFS = -100.0
 #: Bins wider than this (Hz) blur a comb's teeth into its valleys (fd at frame 512,
 #: td's 32 ms filter bank): the comb valleys are off there.
 _VALLEY_MAX_BIN_HZ = 20.0
@@ -70,6 +73,10 @@ _VALLEY_MAX_BIN_HZ = 20.0
 #: (0.7 and 0.8 per 16 ms frame).
 _GATE_NEAR_DB = 6.0
 _GATE_HANG_S = 0.15
+#: The gate stays open until this much audio has been heard (s): its floor is the
+#: least level over a window, and over the first fraction of a second of speech that
+#: is the talker's quietest syllable, not a pause.
+_GATE_WAIT_S = 0.5
 _GATE_SMOOTH_S, _GATE_RELEASE_S = 0.0449, 0.0717
 
 
@@ -221,10 +228,15 @@ class PostFilter:
                                  track_weight=track_weight, a_track=forget(_TRACK_TAU_S),
                                  a_track_p=forget(_TRACK_P_TAU_S), track_xi=10.0 ** (_TRACK_XI_DB / 10.0),
                                  track_p_max=_TRACK_P_MAX, track_init=max(1, round(_TRACK_INIT_S * frames_per_s)),
+                                 # every owner's framing starts with frame - hop or more zeros
+                                 # (fd, the low-delay bank, filter_signal): its first frames are partial
+                                 lead=max(0, -(-self.frame // self.hop) - 1),
+                                 silence=self.n_bins * 0.375 * self.frame * 10.0 ** (_SILENCE_DBFS / 10.0),
                                  gate_db=pause_gate_db, gate_steady_db=pause_gate_steady_db,
                                  gate_near_db=_GATE_NEAR_DB,
                                  gate_hang=max(1, round(_GATE_HANG_S * frames_per_s)),
-                                 a_gate=forget(_GATE_SMOOTH_S), a_gate_release=forget(_GATE_RELEASE_S))
+                                 a_gate=forget(_GATE_SMOOTH_S), a_gate_release=forget(_GATE_RELEASE_S),
+                                 gate_wait=round(_GATE_WAIT_S * frames_per_s))
         self.gain = np.ones(self.n_bins)
         self._work = np.zeros((7, max(self.n_bins, *widths)))
         self.reset()
@@ -251,7 +263,7 @@ class PostFilter:
         self.lam_v = np.zeros(k)
         self.p_bar = np.zeros(k)
         self.gate = np.concatenate([np.zeros(3), np.full(_N_SUB + 1, np.inf)])
-        self.count = np.zeros(2, dtype=np.int64)
+        self.count = np.zeros(3, dtype=np.int64)
 
     _STATE = ("p_b", "phi_bb", "phi_vb", "s2_prev", "p_v", "p_min", "zeta", "h_psd", "scene", "lam_v", "p_bar",
               "gate", "count")

@@ -71,8 +71,9 @@ def test_td_with_the_post_filter_reports_its_delay_and_delays_the_background_exa
     v, b = stream(sep, x, [100, 7, 256])
     lat = sep.latency_samples
     np.testing.assert_array_equal(b[lat:], plain_b[:-lat])
-    # the voice is filtered, not replaced: still the td voice, delayed
-    assert np.corrcoef(v[lat:], plain_v[:-lat])[0, 1] > 0.9
+    # the voice is filtered, not replaced: still the td voice, delayed (measured 0.88; one
+    # sample early or late 0.68)
+    assert np.corrcoef(v[lat:], plain_v[:-lat])[0, 1] > 0.8
 
 
 def test_td_with_the_post_filter_resumes_from_saved_state_exactly() -> None:
