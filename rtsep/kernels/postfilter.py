@@ -53,15 +53,16 @@ reference of that background. Per STFT bin ``k`` and frame:
    estimate far below a risen noise still climbs. It starts as the least power
    of the first ``track_init`` frames heard (their mean, 0.2-0.3 dB more voice
    SIRi in the voice-call rooms, takes a voice at the start for noise: a talker
-   from the first sample lost 1.6 dB of speech against 1.2). A frame is heard past the framing's first
-   ``lead`` frames, which hold the zeros that stand for "before the stream", and
-   when the voice is not digital silence (under ``silence``): this floor, the
-   minimum statistics of step 3 and the pause gate's of step 8 learn only from
-   frames heard and hold through silence. Why: taken from the padded frames the
-   start sat 20 dB under the noise, and climbing back at the capped rate took
-   2 s, in which the filter left the noise above 4 kHz as it was (voice-call
-   rooms: voice SIRi +14.8 → +15.3 dB, OVRL +1.07 → +1.11; bench/VOICECALL.md);
-   a muted mic would have sunk it the same way mid-stream. Why, over the minimum statistics of step 3: it
+   from the first sample lost 1.6 dB of speech against 1.2). A frame is heard
+   past the framing's first ``lead`` frames, which hold the zeros that stand
+   for "before the stream", and when the voice is not digital silence (under
+   ``silence``): this floor, the minimum statistics of step 3 and the pause
+   gate's of step 8 learn only from frames heard and hold through silence.
+   Why: taken from the padded frames the start sat 20 dB under the noise, and
+   climbing back at the capped rate took 2 s, in which the filter left the
+   noise above 4 kHz as it was (voice-call rooms: voice SIRi +14.8 → +15.3 dB,
+   OVRL +1.07 → +1.11; bench/VOICECALL.md); a muted mic would have sunk it the
+   same way mid-stream. Why the tracker, over the minimum statistics of step 3: it
    sits within about a dB of the noise with no bias factor to guess (the
    minimum statistics sit 5-6 dB under it before theirs), and it follows a
    rising noise within a second instead of holding the quieter one for a
