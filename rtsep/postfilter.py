@@ -228,8 +228,9 @@ class PostFilter:
                                  track_weight=track_weight, a_track=forget(_TRACK_TAU_S),
                                  a_track_p=forget(_TRACK_P_TAU_S), track_xi=10.0 ** (_TRACK_XI_DB / 10.0),
                                  track_p_max=_TRACK_P_MAX, track_init=max(1, round(_TRACK_INIT_S * frames_per_s)),
-                                 # every owner's framing starts with frame - hop or more zeros
-                                 # (fd, the low-delay bank, filter_signal): its first frames are partial
+                                 # a frame overlaps the frame/hop - 1 before it; every owner's framing
+                                 # starts with frame - hop or more zeros (fd, the low-delay bank,
+                                 # filter_signal), which count as silence
                                  lead=max(0, -(-self.frame // self.hop) - 1),
                                  silence=self.n_bins * 0.375 * self.frame * 10.0 ** (_SILENCE_DBFS / 10.0),
                                  gate_db=pause_gate_db, gate_steady_db=pause_gate_steady_db,
@@ -263,7 +264,7 @@ class PostFilter:
         self.lam_v = np.zeros(k)
         self.p_bar = np.zeros(k)
         self.gate = np.concatenate([np.zeros(3), np.full(_N_SUB + 1, np.inf)])
-        self.count = np.zeros(3, dtype=np.int64)
+        self.count = np.zeros(4, dtype=np.int64)
 
     _STATE = ("p_b", "phi_bb", "phi_vb", "s2_prev", "p_v", "p_min", "zeta", "h_psd", "scene", "lam_v", "p_bar",
               "gate", "count")

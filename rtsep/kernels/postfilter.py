@@ -54,15 +54,17 @@ reference of that background. Per STFT bin ``k`` and frame:
    of the first ``track_init`` frames heard (their mean, 0.2-0.3 dB more voice
    SIRi in the voice-call rooms, takes a voice at the start for noise: a talker
    from the first sample lost 1.6 dB of speech against 1.2). A frame is heard
-   past the framing's first ``lead`` frames, which hold the zeros that stand
-   for "before the stream", and when the voice is not digital silence (under
-   ``silence``): this floor, the minimum statistics of step 3 and the pause
-   gate's of step 8 learn only from frames heard and hold through silence.
+   when it holds no silence: the voice is not digital silence (under
+   ``silence``), nor was it in the ``lead`` frames before it, which overlap it
+   (the zeros that stand for "before the stream" count as silence): this
+   floor, the minimum statistics of step 3 and the pause gate's of step 8
+   learn only from frames heard and hold through silence.
    Why: taken from the padded frames the start sat 20 dB under the noise, and
    climbing back at the capped rate took 2 s, in which the filter left the
    noise above 4 kHz as it was (voice-call rooms: voice SIRi +14.8 → +15.3 dB,
    OVRL +1.07 → +1.11; bench/VOICECALL.md); a muted mic would have sunk it the
-   same way mid-stream. Why the tracker, over the minimum statistics of step 3: it
+   same way mid-stream, and the frames where the sound comes back, partly
+   silence, as low as the padded ones. Why the tracker, over the minimum statistics of step 3: it
    sits within about a dB of the noise with no bias factor to guess (the
    minimum statistics sit 5-6 dB under it before theirs), and it follows a
    rising noise within a second instead of holding the quieter one for a
@@ -166,7 +168,7 @@ PARAMS = np.dtype([
     ("track_xi", "f8"),      # a-priori SNR assumed where speech is present (linear)
     ("track_p_max", "f8"),   # presence probability above which the estimate is taken as stuck
     ("track_init", "i8"),    # heard frames whose least power is the estimate's start
-    ("lead", "i8"),          # frames at the stream's start that hold the framing's zero padding
+    ("lead", "i8"),          # frames of sound after silence that still hold some of it (the framing's overlap)
     ("silence", "f8"),       # a frame whose voice power (sum over bins) is at or under this is silence
     ("gate_db", "f8"),       # pause gate: depth (dB) of the whole frame's extra attenuation in pauses (0: off)
     ("gate_steady_db", "f8"),  # ... its depth (dB) while the background output is steady (fluct_lo_db or under)
@@ -392,9 +394,9 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
         The pause gate's smoothed frame energy (dB), frames of speech hold left,
         gate level (dB), and the frame-energy minima of the last U sub-windows
         and of the current one (dB, +inf before they exist) (state, updated).
-    count : ndarray, shape (3,), int64
-        Frames seen, frames with a valley estimate, and frames heard (past the
-        ``lead`` and not silence) (state, updated); the averages grow their
+    count : ndarray, shape (4,), int64
+        Frames seen, frames with a valley estimate, frames heard, and the
+        frames of sound in a row (state, updated); the averages grow their
         window until it reaches their time constant, so the first frames are
         not biased to zero.
     params : ndarray, shape (1,), :data:`PARAMS`
@@ -437,14 +439,18 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
     # only from frames heard: the framing's first frames are mostly the zeros
     # that stand for "before the stream", and a floor taken from them sat 20 dB
     # under the noise and took 2 s to climb back (pink rooms: no suppression
-    # above 4 kHz until then); digital silence (a muted mic) would do the same
-    # mid-stream, so the floors hold through it.
+    # above 4 kHz until then); digital silence (a muted mic) and the frames
+    # that overlap its end would do the same mid-stream, so the floors hold.
     e_v = 0.0
     for k in range(n_bins):
         pv = v[k].real * v[k].real + v[k].imag * v[k].imag
         work[2, k] = pv
         e_v += pv
-    heard = n > p.lead and e_v > p.silence
+    # a frame is heard once it holds no silence: past the first ``lead`` frames of
+    # sound after silence, the zero padding before the stream included
+    run = count[3] + 1 if e_v > p.silence else 0
+    count[3] = run
+    heard = run > p.lead
     m_heard = count[2] + 1 if heard else count[2]
     count[2] = m_heard
     first_heard = heard and m_heard == 1
