@@ -463,6 +463,7 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
     g_k = work[3]
     weights = work[4]
     # a sub-window ends with this frame: its minimum replaces the oldest one
+    opens = (n - 1) % sub_len == 0  # this frame starts a sub-window (the first frame too)
     close = n % sub_len == 0
     slot = (n // sub_len - 1) % n_sub if close else 0
     # growing window first, then exponential forgetting
@@ -523,9 +524,8 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
             for k in range(h_top):
                 h_psd[k] = a_h * h_psd[k] + (1.0 - a_h) * work[6, k]
     for k in range(n_bins):
-        vr, vi = v[k].real, v[k].imag
         br, bi = b[k].real, b[k].imag
-        pv = vr * vr + vi * vi
+        pv = pv_k[k]
         pb = br * br + bi * bi
         p_b[k] = a_short * p_b[k] + (1.0 - a_short) * pb
         phi_bb[k] = a_long * phi_bb[k] + (1.0 - a_long) * pb
@@ -541,21 +541,9 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
             lam = h_scale * h_psd[k]
         if w_f > 0.0:
             p_v[k] = a_short_v * p_v[k] + (1.0 - a_short_v) * pv
-            if first_heard:
-                for u in range(n_sub):
-                    p_min[u, k] = np.inf
-            if learn and (n == 1 or first_heard or (n - 1) % sub_len == 0 or p_v[k] < p_min[n_sub, k]):
-                p_min[n_sub, k] = p_v[k]
-            elif not learn and (n - 1) % sub_len == 0:
-                p_min[n_sub, k] = np.inf  # a sub-window of silence has no floor
-            floor = p_min[n_sub, k]
-            for u in range(n_sub):
-                if p_min[u, k] < floor:
-                    floor = p_min[u, k]
+            floor = _window_floor(p_min[:, k], p_v[k], opens, learn, first_heard, close, slot)
             if floor == np.inf:
                 floor = 0.0  # a whole window of silence: nothing to go by
-            if close:
-                p_min[slot, k] = p_min[n_sub, k]
             lam += w_f * floor
         if w_t > 0.0:
             if not learn:
@@ -585,7 +573,6 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
         if g < g_min:
             g = g_min
         g_k[k] = g
-        pv_k[k] = pv
         if spp:
             xi_k[k] = xi
             nu_k[k] = nu
@@ -624,41 +611,72 @@ def postfilter_frame(v: np.ndarray, b: np.ndarray, p_b: np.ndarray, phi_bb: np.n
         gain[k] = g
         s2_prev[k] = g * g * pv_k[k]
     if p.gate_db > 0.0:
-        _pause_gate(gain, pv_k, gate, scene[2], n, sub_len, close, slot, learn, m_heard, p)
+        _pause_gate(gain, pv_k, gate, scene[2], n, opens, close, slot, learn, first_heard, m_heard, p)
 
 
 @njit(cache=True)
-def _pause_gate(gain: np.ndarray, pv: np.ndarray, gate: np.ndarray, fluct: float, n: int, sub_len: int,
-                close: bool, slot: int, learn: bool, m_heard: int, p: np.void) -> None:
+def _window_floor(mins: np.ndarray, value: float, opens: bool, learn: bool, first_heard: bool, close: bool,
+                  slot: int) -> float:
+    """The least ``value`` over the last U complete sub-windows and the current one.
+
+    The floor of the minimum statistics (step 3) and of the pause gate (step 8).
+
+    Parameters
+    ----------
+    mins : ndarray, shape (U + 1,), float64
+        The minima of the U complete sub-windows (+inf before they exist) and,
+        last, of the current one (state, updated; a view of the owner's rows).
+    value : float
+        This frame's value.
+    opens : bool
+        This frame starts a sub-window.
+    learn : bool
+        The frame may move the floor; silence may not: a sub-window that
+        opens in it has no minimum yet (+inf).
+    first_heard : bool
+        The first frame heard: the floor forgets the frames before.
+    close : bool
+        This frame ends the sub-window, whose minimum replaces row ``slot``.
+
+    Returns
+    -------
+    float
+        The floor; +inf while only silence has been seen in the window.
+    """
+    n_sub = mins.shape[0] - 1
+    if first_heard:
+        for u in range(n_sub):
+            mins[u] = np.inf
+    if learn and (opens or first_heard or value < mins[n_sub]):
+        mins[n_sub] = value
+    elif not learn and opens:
+        mins[n_sub] = np.inf
+    floor = mins[n_sub]
+    for u in range(n_sub):
+        if mins[u] < floor:
+            floor = mins[u]
+    if close:
+        mins[slot] = mins[n_sub]
+    return floor
+
+
+@njit(cache=True)
+def _pause_gate(gain: np.ndarray, pv: np.ndarray, gate: np.ndarray, fluct: float, n: int, opens: bool,
+                close: bool, slot: int, learn: bool, first_heard: bool, m_heard: int, p: np.void) -> None:
     """Step 8 on this frame's final gains (the decision-directed memory keeps the ungated ones).
 
     ``fluct``: the background output's smoothed fluctuation (dB, step 3b);
-    ``learn``: the frame may move the energy and its floor (not silence, see
-    :func:`postfilter_frame`); ``m_heard``: frames heard so far (at the first,
-    the floor forgets the frames before).
+    ``opens``, ``close``, ``slot``, ``learn``, ``first_heard``: as in
+    :func:`_window_floor` (``learn`` also lets the frame move the smoothed
+    energy); ``m_heard``: frames heard so far.
     """
-    n_sub = gate.shape[0] - 4
     energy = 0.0
     for k in range(gain.shape[0]):
         energy += gain[k] * gain[k] * pv[k]
     level = 10.0 * math.log10(energy + 1e-30)
-    cur = 3 + n_sub
-    first_heard = learn and m_heard == 1
-    if first_heard:
-        for u in range(n_sub):
-            gate[3 + u] = np.inf
     if learn:
         gate[0] = level if n == 1 or first_heard else p.a_gate * gate[0] + (1.0 - p.a_gate) * level
-        if n == 1 or first_heard or (n - 1) % sub_len == 0 or level < gate[cur]:
-            gate[cur] = level
-    elif (n - 1) % sub_len == 0:
-        gate[cur] = np.inf  # a sub-window of silence has no floor
-    floor = gate[cur]
-    for u in range(n_sub):
-        if gate[3 + u] < floor:
-            floor = gate[3 + u]
-    if close:
-        gate[3 + slot] = gate[cur]
+    floor = _window_floor(gate[3:], level, opens, learn, first_heard, close, slot)
     if gate[0] > floor + p.gate_near_db:
         gate[1] = p.gate_hang
     elif gate[1] > 0.0:
