@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 
 import numpy as np
@@ -524,13 +525,17 @@ def test_without_ip2_output_the_audio_goes_through_the_whitened_demixers() -> No
 
 
 def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start_passes, every,
-               passes, n_warm, whiten, ip2_output=0):
+               passes, n_warm, whiten, ip2_output=0, ip2_from=None, span=None):
     """Plain-numpy online AuxIVA with warm-up, written from DESIGN §3 (slow, clear).
 
-    With ``whiten`` and ``ip2_output`` the images come, once the warm-up's
+    During the warm-up a batch pass comes every ``every`` frames, and every
+    ``m * every`` frames once more than ``(m - 1) * span`` frames are kept.
+    With ``whiten`` and ``ip2_output`` the images come, once ``ip2_from``
     frames are in, from the generalised eigenvectors of the weighted
     covariances, in the whitened outputs' order.
     """
+    ip2_from = n_warm if ip2_from is None else ip2_from
+    span = n_warm if span is None else span
     n_frames, _, n_bins = xf.shape
     w = np.zeros((n_bins, 2, 2), complex)
     w[:, 0, 0] = w[:, 1, 1] = 1.0
@@ -593,7 +598,7 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
             frames.append(x)
             if n == n_start:
                 n_pass = start_passes
-            elif n > n_start and ((n - n_start) % every == 0 or n == n_warm):
+            elif n > n_start and ((n - n_start) % (every * math.ceil(n / span)) == 0 or n == n_warm):
                 n_pass = passes
         if n < n_start:
             pass
@@ -615,7 +620,7 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
                 phi = np.maximum(r, r_floor * mean_r) ** (shape - 2)
                 v[:] = a * v_old + (1 - a) * phi[:, None, None, None] * xx(x)[None]
                 update()
-        d = applied(w).conj() if whiten and ip2_output and n >= n_warm else w.conj()
+        d = applied(w).conj() if whiten and ip2_output and n >= ip2_from else w.conj()
         y0 = d[:, 0, 0] * x[0] + d[:, 0, 1] * x[1]
         det = d[:, 0, 0] * d[:, 1, 1] - d[:, 0, 1] * d[:, 1, 0]
         imgs[t, 0, k_lo:] = (d[:, 1, 1] * y0 / det)[k_lo:]
@@ -632,9 +637,11 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int, ip2_output: int) ->
     a = rng.standard_normal((n_bins, 2, 2)) + 1j * rng.standard_normal((n_bins, 2, 2))
     xf = np.ascontiguousarray(np.einsum("kms,tsk->tmk", a, s))
     alpha, eps_load, r_floor, shape = 0.95, 1e-4, 0.1, 0.0
-    n_iter, n_start, start_passes, every, passes, n_warm = 2, 6, 3, 4, 2, 20
+    n_iter, n_start, start_passes, every, passes, n_warm = 2, 6, 3, 2, 2, 24
+    # IP2's demixers from before the warm-up's end; passes every 2, then 4, then 6 frames
+    ip2_from, span = 14, 9
     want, w_want = _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start,
-                              start_passes, every, passes, n_warm, whiten, ip2_output)
+                              start_passes, every, passes, n_warm, whiten, ip2_output, ip2_from, span)
     w = np.zeros((n_bins, 2, 2), complex)
     w[:, 0, 0] = w[:, 1, 1] = 1.0
     v = np.zeros((2, n_bins, 2, 2), complex)
@@ -648,8 +655,9 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int, ip2_output: int) ->
     params = new_params(alpha=alpha, eps_load=eps_load, r_floor=r_floor, prior_shape=shape, max_gain=1e10,
                         scene_beta=0.1, scene_ratio=0.0, loud_factor=0.0, balance_gate_db=0.0, dead_mic_db=0.0,
                         balance_accept=1.0, scene_floor=0.0, level_beta=0.01, balance_memory=100.0,
-                        iterations=n_iter, k_lo=k_lo, whiten=whiten, ip2_output=ip2_output, n_start=n_start,
-                        start_passes=start_passes, every=every, passes=passes, restart_last=0, overlap=4,
+                        iterations=n_iter, k_lo=k_lo, whiten=whiten, ip2_output=ip2_output, ip2_from=ip2_from,
+                        n_start=n_start, start_passes=start_passes, every=every, every_span=span, passes=passes,
+                        restart_last=0, overlap=4,
                         hold=0)
     clip = np.zeros(n_frames, dtype=np.int64)
     iva_frames(xf, clip, w, v, cov, buf, cs, np.zeros(16), np.zeros((1, 2, n_bins), complex), state, params,

@@ -41,6 +41,14 @@ _LEVEL_WINDOW_S = 3.0
 _CLIP_LEVEL = 0.999
 #: Memory (seconds) of the coherence's steady level in the scene check.
 _SCENE_LEVEL_S = 4.0
+#: The audio goes through IP2's demixers (``ip2_output``) once this much audio
+#: (seconds) is learnt from, or at the warm-up's end if that comes first: on
+#: fewer seconds IP2 is the worse of the two, and the voice label decides there.
+_IP2_FROM_S = 4.0
+#: A warm-up's batch pass costs in proportion to the frames kept: past this
+#: much audio (seconds) the passes come that much less often, so that the
+#: cost per frame of a longer warm-up stays what it is at this time.
+_WARMUP_SPAN_S = 4.0
 #: Band alignment in steady noise (:mod:`rtsep.kernels.align`): the log power's
 #: short mean and its spread's memory (s), the spread of a steady noise and the
 #: share of bins that makes a room steady, a bin's vote margin (nepers), how long
@@ -149,8 +157,10 @@ class FrequencyDomainEngine(VoicePin):
             balance_accept=max(1.0, round(p.balance_accept_s * frames_per_s)), scene_floor=p.scene_floor,
             level_beta=1.0 - math.exp(-1.0 / (_SCENE_LEVEL_S * frames_per_s)),
             balance_memory=p.memory_s * frames_per_s,
-            iterations=p.iterations, k_lo=k_lo, whiten=int(p.whiten), ip2_output=int(p.ip2_output), n_start=n_start,
+            iterations=p.iterations, k_lo=k_lo, whiten=int(p.whiten), ip2_output=int(p.ip2_output),
+            ip2_from=min(self._n_warm, int(round(_IP2_FROM_S * frames_per_s))), n_start=n_start,
             start_passes=p.start_passes, every=p.warmup_every if self._n_warm else 0,
+            every_span=max(1, int(round(_WARMUP_SPAN_S * frames_per_s))),
             passes=p.warmup_passes, restart_last=min(restart_last, self._n_warm), overlap=p.overlap,
             hold=max(1, round(p.scene_hold_s * frames_per_s)) if p.scene_ratio > 0 else 0)
         self._ep, self._lp, self._vad = label_evidence(p, self.fs, 2, use_near=True)

@@ -104,9 +104,11 @@ PARAMS = np.dtype([
     ("k_lo", "i8"),             # first bin separated (lower bins go wholly to the background)
     ("whiten", "i8"),           # 1: whitened (outputs uncorrelated per bin) update; 0: unconstrained IP2
     ("ip2_output", "i8"),       # 1 (with whiten): the audio goes through IP2's demixers of the whitened run's covariances
+    ("ip2_from", "i8"),         # ... once this many frames are learnt from (at most the warm-up's B)
     ("n_start", "i8"),          # the first update comes at this frame
     ("start_passes", "i8"),     # batch passes then (and at each restart)
     ("every", "i8"),            # during the warm-up (the first B = buf.shape[0] frames) a batch pass every this many frames
+    ("every_span", "i8"),       # ... times ceil(n / every_span) at frame n: a pass's cost per frame stays bounded
     ("passes", "i8"),           # batch passes each time
     ("restart_last", "i8"),     # restarts from the identity at frames n_start * 2^j up to this one (0: none),
                                 # kept when their likelihood is better
@@ -607,7 +609,7 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
         Upper bin (exclusive) of that measure (2 kHz: above, spatial aliasing).
     w_out : ndarray, shape (K, 2, 2), complex128
         Written: the demixers the images were made with after the last frame
-        (:func:`applied_demixers` with ``ip2_output`` once the warm-up's B
+        (:func:`applied_demixers` with ``ip2_output`` once ``ip2_from``
         frames are in, else a copy of ``w``).
     """
     st = state[0]
@@ -675,7 +677,8 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                         buf[n - 1, m, k] = x[m, k]
                 if n == n_start:
                     n_pass = start_passes
-                elif n > n_start and ((n - n_start) % every == 0 or n == n_warm):
+                elif n > n_start and ((n - n_start) % (every * ((n + p.every_span - 1) // p.every_span)) == 0
+                                      or n == n_warm):
                     n_pass = passes
                 if n_start > 0 and n > n_start and n <= restart_last and n % n_start == 0:
                     q2 = n // n_start
@@ -769,10 +772,10 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
             st.tainted_left -= 1.0
         learned[t] = code
         direct_path_regularity(w, k_lo, k_near, near[t])
-        # not in the warm-up: IP2 on a few seconds of frames is worse than the
-        # whitened demixers, and the voice label decides on those first
+        # not in the first seconds: IP2 on a few seconds of frames is worse than
+        # the whitened demixers, and the voice label decides on those first
         # seconds (two voice-call rooms labelled the wrong output for 8-10 s)
-        if p.ip2_output == 1 and whiten == 1 and st.frames >= n_warm:
+        if p.ip2_output == 1 and whiten == 1 and st.frames >= p.ip2_from:
             applied_demixers(v, p.eps_load, k_lo, w, w_out)
         else:
             for k in range(n_bins):
