@@ -370,8 +370,15 @@ class FdParams(LabelFields):
         source model gives a frame depends on the demixer, which is still
         wrong when the first frames arrive; during the warm-up every frame
         is kept and all of them are re-weighted with the current demixers
-        every ``warmup_every`` frames (a batch AuxIVA pass). Afterwards the
-        engine is purely online. 0: online from the first frame.
+        every ``warmup_every`` frames (a batch AuxIVA pass; past 4 s of it,
+        the passes come less often in proportion to the frames kept, so that
+        their cost per frame stays what it is at 4 s). Afterwards the engine
+        is purely online: a frame keeps the weight it met on arrival. 0:
+        online from the first frame. 8 s rather than 4: on the 16 real-material
+        dev rooms fd's demixers at 8 and 16 s came within 1 dB of batch AuxIVA
+        fitted on the same past in 15 rooms instead of 12 (music RT60 0.7 s:
+        8.9 against 7.4 dB at 16 s; babble: 6.7 against 4.8 at 8 s; café: 7.0
+        against 5.5 at 16 s), 10 s gained nothing more (bench/ROOMS.md).
     warmup_every : int
         Frames between the warm-up's batch passes (1 to 256).
     warmup_passes : int
@@ -407,9 +414,9 @@ class FdParams(LabelFields):
         update but, left to drive its own weights, locks some rooms into a
         poor optimum during the warm-up (café rooms: voice SIRi 8.7 → 3.1
         dB); decoupled, the weights follow the whitened run and the demixers
-        keep IP2's accuracy. From the end of the warm-up on (``warmup_s``):
-        on its few seconds IP2 is the worse, and the voice label decides
-        there. Measured over 38 real-material rooms (bench/ROOMS.md,
+        keep IP2's accuracy. From 4 s of audio on (or the warm-up's end, if
+        sooner): on fewer seconds IP2 is the worse, and the voice label
+        decides there. Measured over 38 real-material rooms (bench/ROOMS.md,
         bench/VOICECALL.md, 2026-11-30).
     min_hz : float
         Bins below this frequency (Hz) are not separated: DC, rumble and
@@ -542,7 +549,7 @@ class FdParams(LabelFields):
     low_delay: bool = False
     memory_s: float = 16.0
     iterations: int = 1
-    warmup_s: float = 4.0
+    warmup_s: float = 8.0
     warmup_every: int = 3
     warmup_passes: int = 3
     start_s: float = 0.25

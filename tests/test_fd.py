@@ -112,7 +112,7 @@ def test_low_delay_windows_halve_the_latency_at_the_same_frequency_resolution() 
     dict(frame=1000), dict(frame=3000), dict(frame=32), dict(frame=5 * 1024), dict(pause_gate_db=-1), dict(frame="big"), dict(overlap=3), dict(memory_s=0),
     dict(iterations=0), dict(prior="cauchy"), dict(prior=["gauss"]), dict(whiten="maybe"), dict(whiten=2), dict(min_hz=-1),
     dict(ref_mic=2), dict(second_mic=0), dict(voice=2), dict(warmup_s=-1),
-    dict(start_s=5.0), dict(label_margin=float("nan")), dict(low_delay=True, overlap=2), dict(low_delay="maybe"),
+    dict(start_s=9.0), dict(label_margin=float("nan")), dict(low_delay=True, overlap=2), dict(low_delay="maybe"),
 ])
 def test_bad_parameters_are_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
