@@ -528,8 +528,9 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
                passes, n_warm, whiten, ip2_output=0, ip2_from=None, span=None):
     """Plain-numpy online AuxIVA with warm-up, written from DESIGN §3 (slow, clear).
 
-    During the warm-up a batch pass comes every ``every`` frames, and every
-    ``m * every`` frames once more than ``(m - 1) * span`` frames are kept.
+    During the warm-up ``passes`` batch passes come every ``every`` frames;
+    once more than ``(m - 1) * span`` frames are kept (m > 1), one pass every
+    ``m * every // passes`` frames.
     With ``whiten`` and ``ip2_output`` the images come, once ``ip2_from``
     frames are in, from the generalised eigenvectors of the weighted
     covariances, in the whitened outputs' order.
@@ -598,8 +599,12 @@ def _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start, start
             frames.append(x)
             if n == n_start:
                 n_pass = start_passes
-            elif n > n_start and ((n - n_start) % (every * math.ceil(n / span)) == 0 or n == n_warm):
+            elif n == n_warm:
                 n_pass = passes
+            elif n > n_start and n <= span:
+                n_pass = passes if (n - n_start) % every == 0 else 0
+            elif n > n_start:
+                n_pass = 1 if (n - n_start) % max(1, every * math.ceil(n / span) // passes) == 0 else 0
         if n < n_start:
             pass
         elif n_pass:
@@ -638,7 +643,7 @@ def test_iva_kernel_matches_the_naive_reference(whiten: int, ip2_output: int) ->
     xf = np.ascontiguousarray(np.einsum("kms,tsk->tmk", a, s))
     alpha, eps_load, r_floor, shape = 0.95, 1e-4, 0.1, 0.0
     n_iter, n_start, start_passes, every, passes, n_warm = 2, 6, 3, 2, 2, 24
-    # IP2's demixers from before the warm-up's end; passes every 2, then 4, then 6 frames
+    # IP2's demixers from before the warm-up's end; two passes every 2 frames, then one every 2, then 3
     ip2_from, span = 14, 9
     want, w_want = _naive_iva(xf, alpha, eps_load, r_floor, shape, n_iter, k_lo, n_start,
                               start_passes, every, passes, n_warm, whiten, ip2_output, ip2_from, span)

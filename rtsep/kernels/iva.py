@@ -108,7 +108,7 @@ PARAMS = np.dtype([
     ("n_start", "i8"),          # the first update comes at this frame
     ("start_passes", "i8"),     # batch passes then (and at each restart)
     ("every", "i8"),            # during the warm-up (the first B = buf.shape[0] frames) a batch pass every this many frames
-    ("every_span", "i8"),       # ... times ceil(n / every_span) at frame n: a pass's cost per frame stays bounded
+    ("every_span", "i8"),       # past this many frames kept, single passes every (every * ceil(n / every_span)) // passes frames
     ("passes", "i8"),           # batch passes each time
     ("restart_last", "i8"),     # restarts from the identity at frames n_start * 2^j up to this one (0: none),
                                 # kept when their likelihood is better
@@ -677,9 +677,18 @@ def iva_frames(xf: np.ndarray, clip: np.ndarray, w: np.ndarray, v: np.ndarray, c
                         buf[n - 1, m, k] = x[m, k]
                 if n == n_start:
                     n_pass = start_passes
-                elif n > n_start and ((n - n_start) % (every * ((n + p.every_span - 1) // p.every_span)) == 0
-                                      or n == n_warm):
+                elif n == n_warm:
                     n_pass = passes
+                elif n > n_start:
+                    # a pass costs in proportion to the n frames kept: past the
+                    # first span, single passes m times sparser, so that neither
+                    # the cost per frame nor a block's peak grows with n
+                    m = (n + p.every_span - 1) // p.every_span
+                    if m == 1:
+                        if (n - n_start) % every == 0:
+                            n_pass = passes
+                    elif (n - n_start) % max(1, (every * m) // passes) == 0:
+                        n_pass = 1
                 if n_start > 0 and n > n_start and n <= restart_last and n % n_start == 0:
                     q2 = n // n_start
                     restart = (q2 & (q2 - 1)) == 0
