@@ -67,11 +67,22 @@ def bands(room):
 
 
 @pytest.mark.heavy
+def test_in_pink_noise_the_8_s_warm_up_puts_the_voice_bands_on_the_voice_output(bands) -> None:
+    """With the 4 s warm-up the demixers left 3-8 kHz of the voice on the background output for the
+    rest of the file (the next spec); the warm-up's batch passes over 8 s undo that block permutation."""
+    v, b = bands(band_align=False, steady_beam=False)
+    # measured: above 3 kHz the voice output 21-27 dB over the background's (4 s warm-up: 14-21 under)
+    assert np.all(v[HIGH] > b[HIGH] + 10.0), (v.round(1), b.round(1))
+    v4, _ = bands(band_align=False, steady_beam=False, warmup_s=4.0)
+    assert np.all(v[HIGH] > v4[HIGH] + 10.0), (v.round(1), v4.round(1))
+
+
+@pytest.mark.heavy
 def test_in_pink_noise_the_voice_bands_the_demixers_misplace_come_back_to_the_voice_output(bands) -> None:
-    v_off, b_off = bands(band_align=False, steady_beam=False)
-    # the failure is there: above 3 kHz the demixers put the voice on the background output
+    # the failure, with the 4 s warm-up: above 3 kHz the demixers put the voice on the background output
+    v_off, b_off = bands(band_align=False, steady_beam=False, warmup_s=4.0)
     assert np.all(b_off[HIGH] > v_off[HIGH] + 3.0), (v_off.round(1), b_off.round(1))
-    v_on, b_on = bands(steady_beam=False)
+    v_on, b_on = bands(steady_beam=False, warmup_s=4.0)
     assert np.all(v_on[HIGH] > b_on[HIGH] + 3.0), (v_on.round(1), b_on.round(1))
     assert np.all(v_on[HIGH] > v_off[HIGH] + 6.0)
     # and the bands that were right stay right
@@ -80,9 +91,13 @@ def test_in_pink_noise_the_voice_bands_the_demixers_misplace_come_back_to_the_vo
 
 @pytest.mark.heavy
 def test_in_pink_noise_the_steady_beam_takes_more_noise_from_the_voice_than_the_demixers_alone(bands) -> None:
-    """The MVDR beam of rtsep.kernels.beam, against the same engine with it off (the alignment on in both)."""
-    v_on, _ = bands()
-    v_off, _ = bands(steady_beam=False)
+    """The MVDR beam of rtsep.kernels.beam, against the same engine with it off (the alignment on in
+    both), over the demixers of a 4 s warm-up, which misplace bands. Over the 8 s warm-up's demixers
+    this holds under 250 Hz only (6.0 -> 10.1 dB); from 250 Hz up the beam's voice is 0.5-6 dB under
+    the demixers' alone in this room's last 10 s (post-filter off), while through the whole default
+    chain it is still the better (bench/VOICECALL.md: this room's ΔPESQ +0.36 with it, +0.17 without)."""
+    v_on, _ = bands(warmup_s=4.0)
+    v_off, _ = bands(steady_beam=False, warmup_s=4.0)
     # measured: up to 2 kHz +4 to +5 dB (0-250 Hz 6.2 -> 11.3), above it within 1 dB
     assert np.all(v_on[LOW] > v_off[LOW] + 3.0), (v_on.round(1), v_off.round(1))
     assert np.all(v_on > v_off - 1.0), (v_on.round(1), v_off.round(1))
