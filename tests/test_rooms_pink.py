@@ -2,8 +2,9 @@
 
 A real talker (the Italian prompts) against pink noise in a simulated room, the
 voice-call bench's dev room 2 (``bench/voicecall.py``: RT60 0.25 s, 6 cm, talker
-0.8 m, noise 2 m, 0 dB at mic 0). There the online IVA leaves 2-8 kHz of the
-voice on the background output (``bench/band_permutations.py``), and the band
+0.8 m, noise 2 m, 0 dB at mic 0). There the online IVA with a 4 s warm-up leaves
+2-8 kHz of the voice on the background output (``bench/band_permutations.py``),
+the default 8 s warm-up does not, and over the 4 s warm-up's demixers the band
 alignment (:mod:`rtsep.kernels.align`) must give it back, and the steady-noise beam
 (:mod:`rtsep.kernels.beam`) take more of the noise: scored band by band on
 the last 10 s, against the talker's image at mic 0.
