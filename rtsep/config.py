@@ -492,8 +492,9 @@ class FdParams(LabelFields):
         In a room whose background is a steady noise (the same room gate as
         ``band_align``'s), the voice output through an MVDR beam of the two
         mics (:mod:`rtsep.kernels.beam`): the noise's spatial covariance,
-        measured per bin wherever the voice output sits at its floor, and the
-        voice's direction, from where it rises well above it. The background
+        measured per bin wherever both outputs sit at their floors (the
+        voice lifts whichever output the demixers put it on), and the
+        voice's direction, from where it rises well above the noise. The background
         output is the rest of the reference mic. A steady noise is what
         independence tells worst and second-order statistics best
         (bench/VOICECALL.md, "A beam in steady noise").

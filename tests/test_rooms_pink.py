@@ -5,9 +5,9 @@ voice-call bench's dev room 2 (``bench/voicecall.py``: RT60 0.25 s, 6 cm, talker
 0.8 m, noise 2 m, 0 dB at mic 0). There the online IVA with a 4 s warm-up leaves
 2-8 kHz of the voice on the background output (``bench/band_permutations.py``),
 the default 8 s warm-up does not, and over the 4 s warm-up's demixers the band
-alignment (:mod:`rtsep.kernels.align`) must give it back, and the steady-noise beam
-(:mod:`rtsep.kernels.beam`) take more of the noise: scored band by band on
-the last 10 s, against the talker's image at mic 0.
+alignment (:mod:`rtsep.kernels.align`) must give it back; the steady-noise beam
+(:mod:`rtsep.kernels.beam`) must take more of the noise over either: scored band
+by band on the last 10 s, against the talker's image at mic 0.
 """
 
 from __future__ import annotations
@@ -93,15 +93,29 @@ def test_in_pink_noise_the_voice_bands_the_demixers_misplace_come_back_to_the_vo
 @pytest.mark.heavy
 def test_in_pink_noise_the_steady_beam_takes_more_noise_from_the_voice_than_the_demixers_alone(bands) -> None:
     """The MVDR beam of rtsep.kernels.beam, against the same engine with it off (the alignment on in
-    both), over the demixers of a 4 s warm-up, which misplace bands. Over the 8 s warm-up's demixers
-    this holds under 250 Hz only (6.0 -> 10.1 dB); from 250 Hz up the beam's voice is 0.5-6 dB under
-    the demixers' alone in this room's last 10 s (post-filter off), while through the whole default
-    chain it is still the better (bench/VOICECALL.md: this room's ΔPESQ +0.36 with it, +0.17 without)."""
+    both), over the demixers of the default warm-up and of a 4 s one, which misplace bands."""
+    v_on, _ = bands()
+    v_off, _ = bands(steady_beam=False)
+    # measured: under 500 Hz +4.4 / +1.3 dB, above it within 0.7 dB
+    assert np.all(v_on[:2] > v_off[:2] + 1.0), (v_on.round(1), v_off.round(1))
+    assert np.all(v_on > v_off - 1.0), (v_on.round(1), v_off.round(1))
     v_on, _ = bands(warmup_s=4.0)
     v_off, _ = bands(steady_beam=False, warmup_s=4.0)
-    # measured: up to 2 kHz +4 to +5 dB (0-250 Hz 6.2 -> 11.3), above it within 1 dB
+    # measured: up to 2 kHz +3.7 to +4.8 dB, above it +1.5 to +2.3
     assert np.all(v_on[LOW] > v_off[LOW] + 3.0), (v_on.round(1), v_off.round(1))
-    assert np.all(v_on > v_off - 1.0), (v_on.round(1), v_off.round(1))
+    assert np.all(v_on > v_off + 1.0), (v_on.round(1), v_off.round(1))
+
+
+@pytest.mark.heavy
+def test_in_pink_noise_the_beams_voice_does_not_depend_on_which_bands_the_demixers_misplace(bands) -> None:
+    """The beam tells noise-only frames by both outputs' floors, so the 4 s warm-up's misplaced bands
+    (the first spec) do not reach its statistics. Told by the voice output's floor alone, its voice
+    over the default warm-up's demixers was 0.5-6 dB under theirs from 250 Hz up (bench/VOICECALL.md,
+    "The beam's frames from both outputs")."""
+    v8, _ = bands()
+    v4, _ = bands(warmup_s=4.0)
+    # measured: within 0.2 dB in every band
+    assert np.all(np.abs(v8 - v4) < 0.5), (v8.round(1), v4.round(1))
 
 
 @pytest.mark.heavy

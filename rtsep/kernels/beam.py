@@ -8,25 +8,34 @@ steady noise is exactly what second-order statistics see best: its spatial
 covariance, measured wherever the voice pauses, stays valid while the voice
 speaks. So, per bin ``k`` and frame, from the two mics' spectra ``x[k]``:
 
-1. The voice output's power, smoothed (``a_smooth``), against its floor (a
-   running minimum that may rise by ``rise`` a frame, times ``bias``): under
-   ``noise_ratio`` times the floor the bin holds noise only. The voice
-   dominates where the two mics, whitened by the noise covariance of step 2,
-   carry over ``speech_white`` times the noise's power per mic
-   (``xᴴ R_n⁻¹ x / 2``; until ``min_noise`` noise frames are in, where the
-   output's power is over ``speech_ratio`` floors). The whitened test uses
+1. Each output's power, smoothed (``a_smooth``), against its floor (a
+   running minimum that may rise by ``rise`` a frame, times ``bias``): where
+   both outputs are under ``noise_ratio`` times their floors the bin holds
+   noise only. The voice dominates where the two mics, whitened by the noise
+   covariance of step 2, carry over ``speech_white`` times the noise's power
+   per mic (``xᴴ R_n⁻¹ x / 2``; until ``min_noise`` noise frames are in, where
+   an output's power is over ``speech_ratio`` floors). The whitened test uses
    the noise covariance, which the floor estimates well, rather than the
-   output's own rises, which the noise's fluctuation blurs: the beam's voice
-   direction is the part the floor's test got wrong (engine screen,
-   bench/VOICECALL.md).
+   output's own rises, which the noise's fluctuation blurs (engine screen,
+   bench/VOICECALL.md). Neither test asks which output holds the voice: the
+   voice lifts whichever output the demixers put it on in this bin. Read on
+   one output (the voice label's), a bin whose voice the demixers put on the
+   other output (a block permutation, or the warm-up's passes undoing one)
+   counted the voice's frames as noise, its noise covariance filled with the
+   voice and the beam cancelled the voice (held-out pink room 4: 3-5 dB of
+   voice SDR lost over the file's second half). Read on the mics, with their
+   noise under the voice, a voice frame is told far less well (bench/VOICECALL.md,
+   "The beam's frames from both outputs"). Both floors assume what the room
+   gate says, a steady background: in a room wrongly told steady, a modulated
+   background's loud frames are left out of ``R_n`` (tests/test_fd.py, the
+   strict xfail on two modulated white noises).
 2. The noise-only frames update the bin's noise covariance ``R_n`` and the
    voice-dominated ones its covariance ``R_s``, each a running mean over its
-   last ``noise_mem`` / ``speech_mem`` such frames. Both outputs are read as
-   the voice's, each into its own pair, from the first frame: when the room
-   gate (:func:`rtsep.kernels.align.align_frames`: from the outputs' spreads,
-   or before they separate from the reference mic's floor) finds the room
-   steady, the output the owner names (the voice label's) has the whole past
-   behind it.
+   last ``noise_mem`` / ``speech_mem`` such frames, from the first frame:
+   when the room gate (:func:`rtsep.kernels.align.align_frames`: from the
+   outputs' spreads, or before they separate from the reference mic's floor)
+   finds the room steady, the beam has the whole past behind it, whichever
+   output the owner names (the voice label's).
 3. The voice's relative transfer function ``d`` (``d[0] = 1``, the reference
    mic) is the principal eigenvector of ``R_s - R_n``; the MVDR beam
    ``w = R_n⁻¹ d / (dᴴ R_n⁻¹ d)`` passes the voice's image at the reference mic
@@ -66,10 +75,10 @@ PARAMS = np.dtype([
     ("k_lo", "i8"),          # first bin that takes part (lower ones are left as they are)
 ])
 
-#: Rows of the real state: each output's smoothed power and floor, then, per
-#: output taken as the voice's, the counts of noise-only and voice-dominated
-#: frames, then (column 0) the blend and (column 1) the frames seen.
-PS0, FL0, N_NOISE, N_SPEECH, MISC = 0, 2, 4, 6, 8
+#: Rows of the real state: each output's smoothed power (rows PS, PS + 1) and
+#: floor (FL, FL + 1), the counts of noise-only and voice-dominated frames,
+#: then (column 0) the blend and (column 1) the frames seen.
+PS, FL, N_NOISE, N_SPEECH, MISC = 0, 2, 4, 5, 6
 
 
 def new_params(**fields: float) -> np.ndarray:
@@ -82,25 +91,23 @@ def new_state(n_bins: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    st : ndarray, shape (9, n_bins), float64
-        Rows 0-1 each output's smoothed power, 2-3 its floor, 4-5 the counts
-        of noise-only frames with output 0 / 1 taken as the voice's, 6-7 of
-        voice-dominated ones, 8 the blend (column 0) and the frames seen
-        (column 1).
-    cov : ndarray, shape (2, 2, n_bins, 2, 2), complex128
-        Per output taken as the voice's, the noise and the voice-dominated
-        covariances of the two mics, per bin.
+    st : ndarray, shape (7, n_bins), float64
+        Rows 0-1 each output's smoothed power, 2-3 its floor, 4 the count of
+        noise-only frames, 5 of voice-dominated ones, 6 the blend (column 0)
+        and the frames seen (column 1).
+    cov : ndarray, shape (2, n_bins, 2, 2), complex128
+        The noise and the voice-dominated covariances of the two mics, per bin.
     """
-    return np.zeros((9, n_bins)), np.zeros((2, 2, n_bins, 2, 2), dtype=np.complex128)
+    return np.zeros((7, n_bins)), np.zeros((2, n_bins, 2, 2), dtype=np.complex128)
 
 
 @njit(cache=True)
-def _noise_loaded(cov: np.ndarray, o: int, k: int) -> tuple[float, float, complex]:
-    """Bin ``k``'s noise covariance with output ``o`` as the voice's, ``(R00, R11, R01)``, its
-    diagonal loaded by 1e-6 of its trace: bounded inverse for bins it cannot tell apart."""
-    n00, n11 = cov[o, 0, k, 0, 0].real, cov[o, 0, k, 1, 1].real
+def _noise_loaded(cov: np.ndarray, k: int) -> tuple[float, float, complex]:
+    """Bin ``k``'s noise covariance ``(R00, R11, R01)``, its diagonal loaded by 1e-6 of its
+    trace: bounded inverse for bins it cannot tell apart."""
+    n00, n11 = cov[0, k, 0, 0].real, cov[0, k, 1, 1].real
     load = 1e-6 * (n00 + n11) + 1e-30
-    return n00 + load, n11 + load, cov[o, 0, k, 0, 1]
+    return n00 + load, n11 + load, cov[0, k, 0, 1]
 
 
 @njit(cache=True)
@@ -139,55 +146,55 @@ def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndar
                 y = img[t, o, k]
                 pw = y.real * y.real + y.imag * y.imag
                 if first:
-                    st[PS0 + o, k] = pw
-                ps = p.a_smooth * st[PS0 + o, k] + (1.0 - p.a_smooth) * pw
-                st[PS0 + o, k] = ps
+                    st[PS + o, k] = pw
+                ps = p.a_smooth * st[PS + o, k] + (1.0 - p.a_smooth) * pw
+                st[PS + o, k] = ps
                 # a floor still at zero (an output silent in the demixers' first
                 # frames) would take seconds to rise: it starts at the first power
-                fl = st[FL0 + o, k]
-                st[FL0 + o, k] = ps if fl <= 0.0 else min(ps, fl * p.rise)
-            # 2. the noise and voice covariances, with either output as the voice's
+                fl = st[FL + o, k]
+                st[FL + o, k] = ps if fl <= 0.0 else min(ps, fl * p.rise)
             x0, x1 = spec[t, 0, k], spec[t, 1, k]
-            for o in range(2):
-                g = st[PS0 + o, k] / (p.bias * st[FL0 + o, k] + 1e-30)
-                noise = g < p.noise_ratio
-                speech = False
-                if not noise:
-                    if st[N_NOISE + o, k] >= p.min_noise:
-                        # the mics whitened by the noise's covariance: about 1 per mic where the
-                        # noise explains the frame; far more where the voice adds to it
-                        n00, n11, n01 = _noise_loaded(cov, o, k)
-                        det = n00 * n11 - (n01.real * n01.real + n01.imag * n01.imag)
-                        quad = (n11 * (x0.real * x0.real + x0.imag * x0.imag)
-                                + n00 * (x1.real * x1.real + x1.imag * x1.imag)
-                                - 2.0 * (x0.conjugate() * n01 * x1).real)
-                        speech = quad > 2.0 * p.speech_white * det
-                    else:
-                        speech = g > p.speech_ratio
-                if noise or speech:
-                    s = 0 if noise else 1
-                    row = (N_NOISE if s == 0 else N_SPEECH) + o
-                    st[row, k] += 1.0
-                    b = 1.0 / min(st[row, k], p.noise_mem if s == 0 else p.speech_mem)
-                    cov[o, s, k, 0, 0] += b * (x0.real * x0.real + x0.imag * x0.imag - cov[o, s, k, 0, 0])
-                    cov[o, s, k, 1, 1] += b * (x1.real * x1.real + x1.imag * x1.imag - cov[o, s, k, 1, 1])
-                    cov[o, s, k, 0, 1] += b * (x0 * x1.conjugate() - cov[o, s, k, 0, 1])
-                    cov[o, s, k, 1, 0] = cov[o, s, k, 0, 1].conjugate()
+            # 2. the noise and voice covariances
+            # the output that rises most over its floor: the voice's in this bin, whichever it is
+            g = max(st[PS, k] / (p.bias * st[FL, k] + 1e-30), st[PS + 1, k] / (p.bias * st[FL + 1, k] + 1e-30))
+            noise = g < p.noise_ratio
+            speech = False
+            if not noise:
+                if st[N_NOISE, k] >= p.min_noise:
+                    # the mics whitened by the noise's covariance: about 1 per mic where the
+                    # noise explains the frame; far more where the voice adds to it
+                    n00, n11, n01 = _noise_loaded(cov, k)
+                    det = n00 * n11 - (n01.real * n01.real + n01.imag * n01.imag)
+                    quad = (n11 * (x0.real * x0.real + x0.imag * x0.imag)
+                            + n00 * (x1.real * x1.real + x1.imag * x1.imag)
+                            - 2.0 * (x0.conjugate() * n01 * x1).real)
+                    speech = quad > 2.0 * p.speech_white * det
+                else:
+                    speech = g > p.speech_ratio
+            if noise or speech:
+                s = 0 if noise else 1
+                row = N_NOISE if s == 0 else N_SPEECH
+                st[row, k] += 1.0
+                b = 1.0 / min(st[row, k], p.noise_mem if s == 0 else p.speech_mem)
+                cov[s, k, 0, 0] += b * (x0.real * x0.real + x0.imag * x0.imag - cov[s, k, 0, 0])
+                cov[s, k, 1, 1] += b * (x1.real * x1.real + x1.imag * x1.imag - cov[s, k, 1, 1])
+                cov[s, k, 0, 1] += b * (x0 * x1.conjugate() - cov[s, k, 0, 1])
+                cov[s, k, 1, 0] = cov[s, k, 0, 1].conjugate()
             if q < 0:
                 continue
-            if beta == 0.0 or st[N_NOISE + q, k] < p.min_noise or st[N_SPEECH + q, k] < p.min_speech:
+            if beta == 0.0 or st[N_NOISE, k] < p.min_noise or st[N_SPEECH, k] < p.min_speech:
                 continue
             # 3. the voice's transfer function: the principal eigenvector of R_s - R_n, d = [1, r]
-            a = (cov[q, 1, k, 0, 0] - cov[q, 0, k, 0, 0]).real
-            c = (cov[q, 1, k, 1, 1] - cov[q, 0, k, 1, 1]).real
-            bb = cov[q, 1, k, 0, 1] - cov[q, 0, k, 0, 1]
+            a = (cov[1, k, 0, 0] - cov[0, k, 0, 0]).real
+            c = (cov[1, k, 1, 1] - cov[0, k, 1, 1]).real
+            bb = cov[1, k, 0, 1] - cov[0, k, 0, 1]
             lam = 0.5 * (a + c) + math.sqrt(0.25 * (a - c) * (a - c) + bb.real * bb.real + bb.imag * bb.imag)
             d0 = lam - c
             if not d0 > 0.0:
                 continue
             r = bb.conjugate() / d0
             # the MVDR beam
-            n00, n11, n01 = _noise_loaded(cov, q, k)
+            n00, n11, n01 = _noise_loaded(cov, k)
             u0 = n11 - n01 * r
             u1 = n00 * r - n01.conjugate()
             den = (u0 + r.conjugate() * u1).real
