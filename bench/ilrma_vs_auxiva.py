@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import devset  # noqa: E402
 import fd_bound  # noqa: E402
 
-from rtsep.material.causal_bound import _stft, frozen_images, sdr_improvement  # noqa: E402
+from rtsep.material.causal_bound import frozen_images, mix_spectra, sdr_improvement  # noqa: E402
 from rtsep.material.rooms import import_pyroomacoustics  # noqa: E402
 
 FS = devset.FS
@@ -38,7 +38,7 @@ def score(name: str) -> dict[str, float | str]:
     """Whole-file SDRi (dB) of batch AuxIVA and ILRMA (2 and 4 bases) in one room."""
     pra = import_pyroomacoustics()
     mix, images = devset.load(devset.by_name(name))
-    x = _stft(FS, fd_bound.FRAME, fd_bound.HOP).stft(mix.T).transpose(2, 1, 0)   # (frame, bin, mic)
+    x = mix_spectra(mix, FS, fd_bound.FRAME, fd_bound.HOP)
     row: dict[str, float | str] = {"room": name}
     w = fd_bound.auxiva_demixers(mix, None)
     row["auxiva"] = sdr_improvement(frozen_images(mix, w, FS, K_LO), images, mix[:, 0], FS, 0.0)

@@ -47,7 +47,7 @@ def room():
 @pytest.fixture(scope="module")
 def bands(room):
     """``bands(**params)``: fd's voice and background per band on the last 10 s, one run per setting
-    (both specs ask for the alignment without the beam)."""
+    (the specs share settings, so each setting runs once per module)."""
     from rtsep import Separator
 
     done: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}

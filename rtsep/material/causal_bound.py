@@ -30,6 +30,25 @@ def _stft(fs: float, frame: int, hop: int) -> ShortTimeFFT:
     return ShortTimeFFT(hann(frame, sym=False), hop, fs)
 
 
+def mix_spectra(mix: np.ndarray, fs: float, frame: int = 1024, hop: int | None = None) -> np.ndarray:
+    """The mics' STFT (periodic Hann) in pyroomacoustics' layout, for its batch separators.
+
+    Parameters
+    ----------
+    mix : ndarray, shape (n, M)
+        Microphone samples.
+    fs : float
+        Sample rate (Hz).
+    frame, hop : int
+        STFT frame and advance (samples; ``hop`` defaults to ``frame // 4``).
+
+    Returns
+    -------
+    ndarray, shape (frames, frame // 2 + 1, M), complex
+    """
+    return _stft(fs, frame, hop or frame // 4).stft(mix.T).transpose(2, 1, 0)
+
+
 def frozen_images(mix: np.ndarray, w: np.ndarray, fs: float, k_lo: int, hop: int | None = None,
                   max_gain_db: float = 40.0) -> np.ndarray:
     """Images at mic 1 of the two outputs of demixers held fixed over the whole signal.
@@ -97,7 +116,7 @@ def batch_auxiva(mix: np.ndarray, fs: float, seconds: float | None, frame: int =
     """
     pra = import_pyroomacoustics()
     hop = hop or frame // 4
-    x = _stft(fs, frame, hop).stft(mix.T).transpose(2, 1, 0)   # (frame, bin, mic)
+    x = mix_spectra(mix, fs, frame, hop)
     if seconds is not None:
         x = x[: int(round(seconds * fs / hop))]
     _, wp = pra.bss.auxiva(x, n_iter=n_iter, proj_back=False, model="gauss", return_filters=True)
