@@ -13,7 +13,8 @@ TAIL = slice(T - 800, T)
 
 def _params(**kw) -> np.ndarray:
     a = dict(a_smooth=0.7, rise=10 ** (20 / 10 / 62.5), bias=1.5, noise_ratio=2.0, speech_ratio=10.0, speech_white=5.0,
-             noise_mem=300.0, speech_mem=200.0, min_noise=50.0, min_speech=20.0, ramp=1 / 30, k_lo=1)
+             noise_mem=300.0, speech_mem=200.0, min_noise=50.0, min_speech=20.0, ramp=1 / 30, k_lo=1,
+             two_count=0.2, frac_lo=0.3, frac_hi=0.5)
     return new_params(**{**a, **kw})
 
 
@@ -39,6 +40,26 @@ def _scene(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, s, img
 
 
+def _diffuse_scene(seed: int, second_talker: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two mics (T, 2, K): the voice of :func:`_scene` over a diffuse steady noise (independent at
+    each mic, as a room's reverberant noise nearly is), with or without a second talker from another
+    direction that comes and goes on its own rhythm, as loud as the voice. The separation left the
+    voice output 0.3 of the noise's amplitude and none of the talker, as the demixers do with a
+    directional source. Returns (mics, the voice's image at mic 0, the outputs)."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(K)
+    d_voice = np.stack([np.ones(K), 0.9 * np.exp(-1j * 0.2 * k)])
+    d_talker = np.stack([np.ones(K), -0.9 * np.exp(-1j * 0.2 * k)])  # orthogonal to the voice's in every bin
+    s = 2.0 * np.where((np.arange(T) // 15) % 3 == 0, 10 ** (-30 / 20), 1.0)[:, None] * _gauss(rng, (T, K))
+    talker = 2.0 * np.where((np.arange(T) // 11) % 2 == 0, 1.0, 10 ** (-30 / 20))[:, None] * _gauss(rng, (T, K))
+    nz = _gauss(rng, (T, 2, K))
+    x = s[:, None, :] * d_voice[None] + nz + (talker[:, None, :] * d_talker[None] if second_talker else 0.0)
+    img = np.empty((T, 2, K), np.complex128)
+    img[:, 0] = s + 0.3 * nz[:, 0]
+    img[:, 1] = x[:, 0] - img[:, 0]
+    return x, s, img
+
+
 def _beam(x: np.ndarray, img: np.ndarray, room: np.ndarray, **params) -> tuple[np.ndarray, np.ndarray]:
     out = img.copy()
     st, cov = new_state(K)
@@ -59,6 +80,26 @@ def test_in_a_steady_room_the_voice_output_takes_the_beam_and_the_pair_stays_the
     assert _err_db(out[:, 0], s) < _err_db(img[:, 0], s) - 6.0
     np.testing.assert_allclose(out.sum(axis=1), img.sum(axis=1), atol=1e-12)
     np.testing.assert_array_equal(out[:, :, 0], img[:, :, 0])  # under k_lo, as it was
+
+
+def test_over_a_steady_noise_alone_the_voice_frames_hold_one_source():
+    x, _, img = _diffuse_scene(6, second_talker=False)
+    out, st = _beam(x, img, np.ones(T, np.int64))
+    assert st[MISC, 2] < 0.3 and st[MISC, 3] == 1.0  # the beam wholly in
+    assert np.all(out[TAIL, :, 1:] != img[TAIL, :, 1:])
+
+
+def test_a_second_source_that_comes_and_goes_keeps_the_beam_out():
+    """A steady floor under a second talker passes the room gate, but the beam would let the talker
+    through: its loud frames are not noise-only, so R_n misses it (bench/VOICECALL.md, "A second
+    talker over a steady noise")."""
+    x, s, img = _diffuse_scene(7, second_talker=True)
+    room = np.ones(T, np.int64)
+    unguarded, _ = _beam(x, img, room, frac_hi=0.0)
+    assert _err_db(unguarded[:, 0], s) > _err_db(img[:, 0], s) + 3.0  # what the check is for
+    out, st = _beam(x, img, room)
+    assert st[MISC, 2] > 0.5 and st[MISC, 3] == 0.0
+    np.testing.assert_array_equal(out[TAIL], img[TAIL])  # the demixers' outputs, untouched
 
 
 def test_the_beam_follows_the_output_the_room_gate_names():

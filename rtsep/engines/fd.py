@@ -77,6 +77,13 @@ _BEAM_SMOOTH_S, _BEAM_RISE_DB_S, _BEAM_BIAS = 0.045, 20.0, 1.5
 _BEAM_NOISE_RATIO, _BEAM_SPEECH_RATIO, _BEAM_SPEECH_WHITE = 2.0, 10.0, 5.0
 _BEAM_NOISE_MEM, _BEAM_SPEECH_MEM, _BEAM_MIN_NOISE, _BEAM_MIN_SPEECH = 300.0, 200.0, 50.0, 20.0
 _BEAM_RAMP_S = 0.5
+#: The beam out where its voice-dominated frames hold a second source (step 5 of
+#: :mod:`rtsep.kernels.beam`): a bin's second direction counts over this share of
+#: the first, and the share of such bins takes the beam out from the first value
+#: to the second. Share at 4-16 s: 0.02-0.22 in the four pink voice-call rooms
+#: (whose scores are the same to the digit), 0.58-1.0 with pink noise 0-10 dB under
+#: a second real talker (bench/VOICECALL.md, "A second talker over a steady noise").
+_BEAM_TWO_COUNT, _BEAM_TWO_SHARE = 0.2, (0.3, 0.5)
 #: The room told steady early (:mod:`rtsep.kernels.align`, step 5): until this
 #: time (s), the reference mic's floor taken in sub-windows of this length (s)
 #: over a band up to this frequency (Hz), its power smoothed over this (s), the
@@ -204,7 +211,9 @@ class FrequencyDomainEngine(VoicePin):
                                       speech_white=_BEAM_SPEECH_WHITE,
                                       noise_mem=_BEAM_NOISE_MEM, speech_mem=_BEAM_SPEECH_MEM,
                                       min_noise=_BEAM_MIN_NOISE, min_speech=_BEAM_MIN_SPEECH,
-                                      ramp=1.0 / max(1.0, _BEAM_RAMP_S * frames_per_s), k_lo=k_lo)
+                                      ramp=1.0 / max(1.0, _BEAM_RAMP_S * frames_per_s), k_lo=k_lo,
+                                      two_count=_BEAM_TWO_COUNT, frac_lo=_BEAM_TWO_SHARE[0],
+                                      frac_hi=_BEAM_TWO_SHARE[1])
                       if p.steady_beam else None)
         # per bin: the bins under min_hz, which go wholly to the background, are not blended
         self._blend = (np.where(np.arange(self.n_bins) >= k_lo, p.mic_blend, 0.0)
@@ -406,5 +415,7 @@ class FrequencyDomainEngine(VoicePin):
             "hop": self.hop,
             "samples_seen": int(self.count[0]),
             "bins_aligned": int(np.sum(self.align_st[6] == 1.0)),
-            "steady_beam": float(self.beam_st[BEAM_MISC, 0]),
+            # the blend applied: the gate's ramp times what the second-source check leaves
+            "steady_beam": float(self.beam_st[BEAM_MISC, 0] * self.beam_st[BEAM_MISC, 3]),
+            "beam_two_source_share": float(self.beam_st[BEAM_MISC, 2]),
         }

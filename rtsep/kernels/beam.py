@@ -45,6 +45,22 @@ speaks. So, per bin ``k`` and frame, from the two mics' spectra ``x[k]``:
    rises by ``ramp`` a frame while the room is steady and the bin has
    ``min_noise`` and ``min_speech`` frames behind it, and falls as fast
    otherwise: no click where the beam comes in or goes.
+5. A steady floor under a second source that moves (a fan under another
+   talker) passes the room gate as well as pink noise does: the gate's
+   statistics are dominated by the many bins where the floor is over the
+   talker. There the beam is wrong: the talker's loud frames are neither
+   noise-only (step 1) nor absent from the voice-dominated ones, so ``R_n``
+   misses the talker and ``d`` leans towards it, and the beam lets it
+   through (a fan 5 dB under a second talker: voice SIR gain 11 dB without
+   the beam, 1.5 with it). Per ready bin, the generalised eigenvalues
+   ``mu1 >= mu2`` of ``(R_s, R_n)`` are both 1 where the voice-dominated
+   frames hold only the noise, and the voice adds one direction:
+   ``mu1 - 1``. A second direction, ``mu2 - 1`` over ``two_count`` times
+   ``mu1 - 1``, is a second source in those frames. The share of such bins
+   (0.02-0.22 in the four pink voice-call rooms, 0.58-1.0 with a fan under
+   a second talker) takes the beam out of every bin as it rises from
+   ``frac_lo`` to ``frac_hi`` (the previous frame's share, so one pass over
+   the bins does).
 
 Screened on the four pink-noise voice-call rooms (real speech, bench/VOICECALL.md).
 The owner is :class:`rtsep.engines.fd.FrequencyDomainEngine`.
@@ -73,11 +89,15 @@ PARAMS = np.dtype([
     ("min_speech", "f8"),    # voice-dominated frames ... 
     ("ramp", "f8"),          # change of the blend into the beam per frame
     ("k_lo", "i8"),          # first bin that takes part (lower ones are left as they are)
+    ("two_count", "f8"),     # step 5: a bin holds two sources where mu2 - 1 > two_count * (mu1 - 1)
+    ("frac_lo", "f8"),       # the share of such bins up to which the beam is wholly in, in every bin
+    ("frac_hi", "f8"),       # ... and from which it is wholly out (0: never out)
 ])
 
 #: Rows of the real state: each output's smoothed power (rows PS, PS + 1) and
 #: floor (FL, FL + 1), the counts of noise-only and voice-dominated frames,
-#: then (column 0) the blend and (column 1) the frames seen.
+#: then (columns 0-3) the blend, the frames seen, the share of ready bins with
+#: two sources (step 5) and the weight it left the blend.
 PS, FL, N_NOISE, N_SPEECH, MISC = 0, 2, 4, 5, 6
 
 
@@ -93,8 +113,10 @@ def new_state(n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     -------
     st : ndarray, shape (7, n_bins), float64
         Rows 0-1 each output's smoothed power, 2-3 its floor, 4 the count of
-        noise-only frames, 5 of voice-dominated ones, 6 the blend (column 0)
-        and the frames seen (column 1).
+        noise-only frames, 5 of voice-dominated ones, 6 the blend (column 0),
+        the frames seen (column 1), the share of the ready bins that hold two
+        sources (column 2, step 5) and the weight it leaves the blend
+        (column 3; the blend applied is column 0 times column 3).
     cov : ndarray, shape (2, n_bins, 2, 2), complex128
         The noise and the voice-dominated covariances of the two mics, per bin.
     """
@@ -140,6 +162,13 @@ def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndar
         beta = st[MISC, 0]
         beta = min(1.0, beta + p.ramp) if q >= 0 else max(0.0, beta - p.ramp)
         st[MISC, 0] = beta
+        # 5. the share of two-source bins as of the previous frame
+        w_room = 1.0
+        if p.frac_hi > 0.0:
+            w_room = min(max((p.frac_hi - st[MISC, 2]) / max(p.frac_hi - p.frac_lo, 1e-9), 0.0), 1.0)
+        st[MISC, 3] = w_room
+        n_ready = 0
+        n_two = 0
         for k in range(p.k_lo, n_bins):
             # 1. the outputs' smoothed powers against their floors
             for o in range(2):
@@ -184,6 +213,23 @@ def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndar
                 continue
             if beta == 0.0 or st[N_NOISE, k] < p.min_noise or st[N_SPEECH, k] < p.min_speech:
                 continue
+            n00, n11, n01 = _noise_loaded(cov, k)
+            if p.frac_hi > 0.0:
+                # 5. the voice frames' covariance against the noise's: generalised
+                # eigenvalues mu1 >= mu2, each 1 where those frames hold the noise alone
+                s00, s11, s01 = cov[1, k, 0, 0].real, cov[1, k, 1, 1].real, cov[1, k, 0, 1]
+                det_n = n00 * n11 - (n01.real * n01.real + n01.imag * n01.imag)
+                det_s = s00 * s11 - (s01.real * s01.real + s01.imag * s01.imag)
+                tr = n11 * s00 + n00 * s11 - 2.0 * (n01 * s01.conjugate()).real
+                disc = math.sqrt(max(tr * tr - 4.0 * det_n * det_s, 0.0))
+                mu1 = (tr + disc) / (2.0 * det_n)
+                mu2 = (tr - disc) / (2.0 * det_n)
+                if mu1 > 1.0:
+                    n_ready += 1
+                    if mu2 - 1.0 > p.two_count * (mu1 - 1.0):
+                        n_two += 1
+                if w_room == 0.0:
+                    continue
             # 3. the voice's transfer function: the principal eigenvector of R_s - R_n, d = [1, r]
             a = (cov[1, k, 0, 0] - cov[0, k, 0, 0]).real
             c = (cov[1, k, 1, 1] - cov[0, k, 1, 1]).real
@@ -194,7 +240,6 @@ def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndar
                 continue
             r = bb.conjugate() / d0
             # the MVDR beam
-            n00, n11, n01 = _noise_loaded(cov, k)
             u0 = n11 - n01 * r
             u1 = n00 * r - n01.conjugate()
             den = (u0 + r.conjugate() * u1).real
@@ -203,6 +248,9 @@ def beam_frames(spec: np.ndarray, img: np.ndarray, room: np.ndarray, st: np.ndar
             beam = (u0.conjugate() * x0 + u1.conjugate() * x1) / den
             # 4. blended in; the other output is the rest of the mic
             total = img[t, 0, k] + img[t, 1, k]
-            v = (1.0 - beta) * img[t, q, k] + beta * beam
+            bk = beta * w_room
+            v = (1.0 - bk) * img[t, q, k] + bk * beam
             img[t, q, k] = v
             img[t, 1 - q, k] = total - v
+        if n_ready > 0:
+            st[MISC, 2] = n_two / n_ready
