@@ -498,6 +498,13 @@ class FdParams(LabelFields):
         output is the rest of the reference mic. A steady noise is what
         independence tells worst and second-order statistics best
         (bench/VOICECALL.md, "A beam in steady noise").
+    quiet_room : bool
+        Where the background output falls silent whenever the voice does
+        (the voice alone in a quiet room: the demixers split off its
+        reverberation, which the post-filter would then remove as noise),
+        the voice output takes that part back, up to the whole mic
+        (:mod:`rtsep.kernels.quiet`; bench/VOICECALL.md, "The voice alone
+        in a quiet room").
     comb_valleys : bool
         Let the post-filter's noise estimate also rise to the voice's power
         between the teeth of the harmonic comb that best fits each frame
@@ -572,6 +579,7 @@ class FdParams(LabelFields):
     mic_blend: float = 0.0
     band_align: bool = True
     steady_beam: bool = True
+    quiet_room: bool = True
     scene_ratio: float = 2.0
     scene_floor: float = 0.25
     scene_memory_s: float = 0.5
@@ -643,6 +651,7 @@ class FdParams(LabelFields):
                                    comb_valleys=_as_bool("comb_valleys", self.comb_valleys),
                                    band_align=_as_bool("band_align", self.band_align),
                                    steady_beam=_as_bool("steady_beam", self.steady_beam),
+                                   quiet_room=_as_bool("quiet_room", self.quiet_room),
                                    label_vad=_as_bool("label_vad", self.label_vad),
                                    warmup_every=int(every), warmup_passes=int(passes),
                                    start_passes=int(start_passes), whiten=whiten,

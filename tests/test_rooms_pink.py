@@ -129,6 +129,7 @@ def test_in_pink_noise_the_beams_voice_frames_hold_one_source_and_the_beam_stays
     bands()
     info = bands.infos[()]
     assert info["beam_two_source_share"] < 0.25 and info["steady_beam"] == 1.0
+    assert info["quiet_room"] == 0.0  # a background the voice does not lead: no quiet room
 
 
 @pytest.mark.heavy

@@ -27,6 +27,8 @@ from ..kernels.align import new_params as new_align_params
 from ..kernels.beam import MISC as BEAM_MISC, beam_frames, new_params as new_beam_params, new_state as new_beam_state
 from ..kernels.iva import iva_frames, new_counters, new_params
 from ..kernels.labels import label_block
+from ..kernels.quiet import BLEND as QUIET_BLEND, new_params as new_quiet_params, new_state as new_quiet_state
+from ..kernels.quiet import quiet_frames
 from ..kernels.records import kernel_record
 from ..kernels.stft import gather_frames, low_delay_windows, overlap_add, pr_windows
 from ..labeling import VoicePin, as_label_state, initial_pin, initial_selection, label_evidence, label_info, new_label_state
@@ -84,6 +86,17 @@ _BEAM_RAMP_S = 0.5
 #: (whose scores are the same to the digit), 0.58-1.0 with pink noise 0-10 dB under
 #: a second real talker (bench/VOICECALL.md, "A second talker over a steady noise").
 _BEAM_TWO_COUNT, _BEAM_TWO_SHARE = 0.2, (0.3, 0.5)
+#: The voice alone in a quiet room (:mod:`rtsep.kernels.quiet`): the first
+#: frame read (s: the demixers' first seconds are read as they separate, when
+#: every background still follows the voice), the percentiles' step (dB a
+#: frame), the frames of each kind the background's means average over and
+#: need (s), the difference of those means (dB) from which the voice output
+#: takes the mic back, the blend's ramp (s) and the band read (Hz).
+_QUIET_START_S, _QUIET_STEP_DB = 4.0, 0.2
+_QUIET_MEMORY_S, _QUIET_MIN_S = 4.0, 2.0
+_QUIET_DB = (10.0, 12.0)
+_QUIET_RAMP_S = 0.5
+_QUIET_HZ = (100.0, 4000.0)
 #: The room told steady early (:mod:`rtsep.kernels.align`, step 5): until this
 #: time (s), the reference mic's floor taken in sub-windows of this length (s)
 #: over a band up to this frequency (Hz), its power smoothed over this (s), the
@@ -215,6 +228,13 @@ class FrequencyDomainEngine(VoicePin):
                                       two_count=_BEAM_TWO_COUNT, frac_lo=_BEAM_TWO_SHARE[0],
                                       frac_hi=_BEAM_TWO_SHARE[1])
                       if p.steady_beam else None)
+        self._quiet = (new_quiet_params(start=round(_QUIET_START_S * frames_per_s), step=_QUIET_STEP_DB,
+                                        mem=_QUIET_MEMORY_S * frames_per_s, min_frames=_QUIET_MIN_S * frames_per_s,
+                                        d_lo=_QUIET_DB[0], d_hi=_QUIET_DB[1],
+                                        ramp=1.0 / max(1.0, _QUIET_RAMP_S * frames_per_s),
+                                        k_lo=int(math.ceil(_QUIET_HZ[0] * self.frame / self.fs)),
+                                        k_hi=int(math.ceil(_QUIET_HZ[1] * self.frame / self.fs)))
+                       if p.quiet_room else None)
         # per bin: the bins under min_hz, which go wholly to the background, are not blended
         self._blend = (np.where(np.arange(self.n_bins) >= k_lo, p.mic_blend, 0.0)
                        if p.mic_blend > 0 and self._pf else None)
@@ -256,6 +276,7 @@ class FrequencyDomainEngine(VoicePin):
         self.beam_st, self.beam_cov = new_beam_state(self.n_bins)
         # the output the beam serves: the voice label's, as of the last grid frame
         self.beam_voice = np.array([int(self.lab[0])], dtype=np.int64)
+        self.quiet_st = new_quiet_state()
 
     def _frames(self, ext: np.ndarray, first: int, n_frames: int) -> np.ndarray:
         """Learn from ``n_frames`` frames starting at row ``first`` of ``ext``; return (voice, background)."""
@@ -282,6 +303,12 @@ class FrequencyDomainEngine(VoicePin):
                 # output the user hears as the background
                 room[room != 0] = self.beam_voice[0] + 1
                 beam_frames(spec, img, room, self.beam_st, self.beam_cov, self._beam)
+        quiet = None
+        if self._quiet is not None:
+            quiet = np.empty(n_frames)
+            quiet_frames(img, int(self.beam_voice[0]), self.quiet_st, self._quiet, quiet)
+            if not quiet.any():
+                quiet = None
         out = np.empty((n_frames * h, 2))
         raw = out
         syn = self._syn
@@ -309,6 +336,13 @@ class FrequencyDomainEngine(VoicePin):
                 bg0, bg1 = img[:, 1], img[:, 0]
             g0 = self._pf[0].process_frames(img[:, 0], bg0)
             g1 = self._pf[1].process_frames(img[:, 1], bg1)
+            if quiet is not None:
+                # in a quiet room the voice's post-filter has nothing to take: its gains go to 1 with the blend
+                c = quiet[:, None]
+                if self.beam_voice[0] == 0:
+                    g0 = c + (1.0 - c) * g0
+                else:
+                    g1 = c + (1.0 - c) * g1
             if self._gain_win is not None:
                 g0, g1 = (np.fft.rfft(np.fft.irfft(g, n=n, axis=-1) * self._gain_win, axis=-1).real for g in (g0, g1))
             img[:, 0] *= g0
@@ -352,12 +386,12 @@ class FrequencyDomainEngine(VoicePin):
         k = k_first
         while k <= k_last:
             nf = min(_FRAMES_PER_CHUNK, k_last - k + 1)
-            if self._beam is not None:
+            if self._beam is not None or self._quiet is not None:
                 nf = min(nf, self._voice_grid - (k - 1) % self._voice_grid)
             # frame k ends at sample k*h (exclusive); ext row 0 is sample c0 - frame + 1
             parts.append(self._frames(ext, k * h - c0 - 1, nf))
             k += nf
-            if self._beam is not None and (k - 1) % self._voice_grid == 0:
+            if (self._beam is not None or self._quiet is not None) and (k - 1) % self._voice_grid == 0:
                 self.beam_voice[0] = int(self.lab[0])
         self.count[0] = c0 + n
         self.tail = np.ascontiguousarray(ext[ext.shape[0] - (self.frame - 1):])
@@ -373,7 +407,7 @@ class FrequencyDomainEngine(VoicePin):
         self.load_state_arrays(saved)
 
     _STATE = ("w", "v", "cov", "buf", "cs", "lvl", "recent", "counters", "lst", "lab", "pin", "tail", "acc", "acc_raw", "fifo",
-              "count", "align_st", "beam_st", "beam_cov", "beam_voice")
+              "count", "align_st", "beam_st", "beam_cov", "beam_voice", "quiet_st")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of every state array (enough to resume the stream exactly)."""
@@ -418,4 +452,5 @@ class FrequencyDomainEngine(VoicePin):
             # the blend applied: the gate's ramp times what the second-source check leaves
             "steady_beam": float(self.beam_st[BEAM_MISC, 0] * self.beam_st[BEAM_MISC, 3]),
             "beam_two_source_share": float(self.beam_st[BEAM_MISC, 2]),
+            "quiet_room": float(self.quiet_st[QUIET_BLEND]),
         }
