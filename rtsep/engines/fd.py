@@ -274,7 +274,7 @@ class FrequencyDomainEngine(VoicePin):
         self.count = np.zeros(1, dtype=np.int64)
         self.align_st = new_align_state(self.n_bins)
         self.beam_st, self.beam_cov = new_beam_state(self.n_bins)
-        # the output the beam serves: the voice label's, as of the last grid frame
+        # the output the beam and the quiet-room blend serve: the voice label's, as of the last grid frame
         self.beam_voice = np.array([int(self.lab[0])], dtype=np.int64)
         self.quiet_st = new_quiet_state()
 
