@@ -108,7 +108,10 @@ class _Ggml:
 
 _BACKEND: Any = False  # False: not probed yet; then the backend class, or None
 _IDLE: list[Any] = []   # detector instances no stream is reading with right now
-_LOCK = threading.Lock()
+# re-entrant: building an instance under the lock allocates, the garbage collector may then run
+# a dead stream's finalizer (_release) on this same thread, and a plain lock hung there
+# (tests/test_vad.py)
+_LOCK = threading.RLock()
 _HELD = [0, 0]          # [instances made, streams that may read at once]
 
 

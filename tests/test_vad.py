@@ -131,3 +131,23 @@ def test_streams_on_two_threads_read_their_chunks_as_alone(real_audio):
     finally:
         sys.setswitchinterval(old)
     assert got == alone
+
+
+def test_a_dead_streams_release_during_a_reservation_does_not_hang(monkeypatch: pytest.MonkeyPatch):
+    """Building a detector instance under the pool's lock allocates; the garbage collector may then
+    run a dead stream's finalizer (its release) on the same thread. With a plain lock that hung the
+    suite (tests/test_separator_api.py, once, in a fresh clone's run)."""
+    import rtsep.vad as vad
+
+    class Collecting:  # an instance whose construction runs a finalizer, as the collector may
+        def __init__(self) -> None:
+            vad._release()
+
+    monkeypatch.setattr(vad, "_BACKEND", Collecting)
+    monkeypatch.setattr(vad, "_IDLE", [])
+    monkeypatch.setattr(vad, "_HELD", [0, 1])  # one live stream, no instance yet
+    worker = threading.Thread(target=vad._reserve, daemon=True)
+    worker.start()
+    worker.join(timeout=10.0)
+    assert not worker.is_alive(), "the reservation hung on the pool's lock"
+    assert vad._HELD[1] == 1  # one stream reserved, one released: the count stays consistent
