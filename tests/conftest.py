@@ -63,6 +63,19 @@ def require_speech() -> None:
                     "asterisk-core-sounds-ru-g722 and the Python package G722 (bash tools/dev.sh setup as root)")
 
 
+def require_room_audio(too_slow: str) -> None:
+    """Skip (with the reason) a spec on seconds of simulated-room audio with real speech: without the
+    JIT (``too_slow`` says why), without pyroomacoustics, or without the real-speech packages."""
+    import importlib.util
+
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        pytest.skip(too_slow)
+    if importlib.util.find_spec("pyroomacoustics") is None:
+        pytest.skip("needs pyroomacoustics (test extra)")
+    if not speech.available():
+        pytest.skip("needs the Debian speech prompt packages and G722")
+
+
 def instantaneous_mix(voice: np.ndarray, background: np.ndarray, cond: float, seed: int):
     """Two-mic instantaneous mixture; returns (x (n,2), images at mic 1 (2, n))."""
     a = signals.mixing_matrix(cond, seed)

@@ -12,30 +12,23 @@ by band on the last 10 s, against the talker's image at mic 0.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
 from rtsep.material import signals, speech
 from rtsep.metrics import BAND_EDGES_HZ, band_sdr
 
+from .conftest import require_room_audio
+
 FS = 16000
 SECONDS = 25.0
-NOJIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 HIGH = [i for i, lo in enumerate(BAND_EDGES_HZ[:-1]) if lo >= 3000.0]  # 3-4, 4-6, 6-8 kHz
 LOW = [i for i, hi in enumerate(BAND_EDGES_HZ[1:]) if hi <= 2000.0]    # up to 2 kHz
 
 
 @pytest.fixture(scope="module")
 def room():
-    if NOJIT:
-        pytest.skip("25 s of room audio; too slow without the JIT")
-    if importlib.util.find_spec("pyroomacoustics") is None:
-        pytest.skip("needs pyroomacoustics (test extra)")
-    if not speech.available():
-        pytest.skip("needs the Debian speech prompt packages and G722")
+    require_room_audio("25 s of room audio; too slow without the JIT")
     from rtsep.material.rooms import simulate_room
 
     n = int(SECONDS * FS)

@@ -11,27 +11,20 @@ mic 0 (bench/VOICECALL.md, "The voice alone in a quiet room").
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
 from rtsep.material import signals, speech
 
+from .conftest import require_room_audio, stream
+
 FS = 16000
 SECONDS = 24.0
-NOJIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
 @pytest.fixture(scope="module")
 def room():
-    if NOJIT:
-        pytest.skip("24 s of room audio, two runs; too slow without the JIT")
-    if importlib.util.find_spec("pyroomacoustics") is None:
-        pytest.skip("needs pyroomacoustics (test extra)")
-    if not speech.available():
-        pytest.skip("needs the Debian speech prompt packages and G722")
+    require_room_audio("24 s of room audio, two runs; too slow without the JIT")
     from rtsep.material.rooms import simulate_room
 
     n = int(SECONDS * FS)
@@ -45,9 +38,8 @@ def _run(room, block: int = 4096, **params) -> tuple[np.ndarray, np.ndarray, dic
 
     sep = Separator(FS, engine="fd", **params)
     lat = sep.latency_samples
-    x = np.concatenate([room.mix, np.zeros((lat, 2))])
-    out = np.concatenate([np.stack(sep.process(x[i:i + block])) for i in range(0, len(x), block)], axis=1)[:, lat:]
-    return out[0], out[1], sep.engine.info()
+    voice, background = stream(sep, np.concatenate([room.mix, np.zeros((lat, 2))]), [block])
+    return voice[lat:], background[lat:], sep.engine.info()
 
 
 def _sdr(y: np.ndarray, ref: np.ndarray) -> float:

@@ -13,27 +13,20 @@ mic 0); scored from 4 s on against the talker's image at mic 0 (bench/VOICECALL.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
 from rtsep.material import signals, speech
 
+from .conftest import require_room_audio, stream
+
 FS = 16000
 SECONDS = 12.0
-NOJIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
 
 @pytest.fixture(scope="module")
 def room():
-    if NOJIT:
-        pytest.skip("12 s of room audio, three runs; too slow without the JIT")
-    if importlib.util.find_spec("pyroomacoustics") is None:
-        pytest.skip("needs pyroomacoustics (test extra)")
-    if not speech.available():
-        pytest.skip("needs the Debian speech prompt packages and G722")
+    require_room_audio("12 s of room audio, three runs; too slow without the JIT")
     from rtsep.material.rooms import simulate_room
 
     n = int(SECONDS * FS)
@@ -52,8 +45,8 @@ def _run(room, **params) -> tuple[float, dict]:
 
     sep = Separator(FS, engine="fd", **params)
     lat = sep.latency_samples
-    x = np.concatenate([room.mix, np.zeros((lat, 2))])
-    out = np.concatenate([np.stack(sep.process(x[i:i + 4096])) for i in range(0, len(x), 4096)], axis=1)[:, lat:]
+    voice, background = stream(sep, np.concatenate([room.mix, np.zeros((lat, 2))]), [4096])
+    out = np.stack([voice, background])[:, lat:]
     start = int(4 * FS)
     imp = improvement(out[:, start:].astype(np.float64), room.images[:, start:, 0], room.mix[start:, 0])
     return float(imp.sir[0] - imp.sir_mix[0]), sep.engine.info()
