@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rtsep.kernels.quiet import BLEND, new_params, new_state, quiet_frames
+from rtsep.kernels.quiet import BLEND, MEAN_LOUD, MEAN_QUIET, new_params, new_state, quiet_frames
 
 K, T = 40, 3000  # bins, frames (48 s at a 16 ms hop)
 
 
 def _params(**kw) -> np.ndarray:
-    a = dict(start=250.0, step=0.2, mem=250.0, min_frames=125.0, d_lo=10.0, d_hi=12.0, ramp=1 / 31, k_lo=2, k_hi=30)
+    a = dict(start=250.0, step=0.2, mem=250.0, min_frames=31.0, d_lo=10.0, d_hi=12.0, r_lo=0.6, r_hi=0.7, ramp=1 / 31,
+             k_lo=2, k_hi=30)
     return new_params(**{**a, **kw})
 
 
@@ -63,6 +64,26 @@ def test_what_rises_and_falls_with_the_voice_is_given_back_to_it_and_the_pair_st
 def test_a_background_that_keeps_its_own_course_is_left_alone(background: str):
     img = _outputs(background, 1)
     out, st = _run(img)
+    assert st[BLEND] == 0.0
+    np.testing.assert_array_equal(out, img)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_half_a_second_of_frames_of_each_kind_gives_the_voice_back_within_five_seconds(seed: int):
+    """Frames are read from frame 250; with 2 s of each kind asked, as before, the blend took 8.8-13.8 s."""
+    img = _outputs("reverberation", seed)
+    blend = np.empty(T)
+    quiet_frames(img.copy(), 0, new_state(), _params(), blend)
+    assert blend[-1] == 1.0 and np.argmax(blend >= 1.0) - 250 < 320  # measured 137-285 frames
+    quiet_frames(img.copy(), 0, new_state(), _params(min_frames=125.0), blend)
+    assert blend[-1] == 1.0 and np.argmax(blend >= 1.0) - 250 > 500
+
+
+def test_levels_that_do_not_rise_and_fall_together_are_not_given_back():
+    """Δ alone is not enough: the two outputs' levels must also be correlated (here asked over 0.95)."""
+    img = _outputs("reverberation", 0)
+    out, st = _run(img, r_lo=0.95, r_hi=0.99)
+    assert st[MEAN_LOUD] - st[MEAN_QUIET] > 12.0  # Δ alone would blend wholly
     assert st[BLEND] == 0.0
     np.testing.assert_array_equal(out, img)
 
